@@ -1,0 +1,61 @@
+"""The rollout batch: field names and shapes are the project's tensor vocabulary.
+
+| name | shape | meaning |
+|---|---|---|
+| B, G, N = B*G, P, T, K, V | dims | prompts, samples per prompt, sequences, prompt width, response length, kept behaviour logits, vocabulary |
+| tokens | (N, P+T) | left-padded prompt then right-padded response ids |
+| attention_mask | (N, P+T) | 1 for real tokens (prompt and response up to and including EOS) |
+| mask | (N, T) | 1 = response token that counts in the loss |
+| old_logp | (N, T) | log pi_old(token), behaviour policy at temperature 1 |
+| old_topk_values, old_topk_indices | (N, T, K) | behaviour logits of the K most likely tokens (LCO's anchor) |
+| old_logit_sampled | (N, T) | behaviour logit of the sampled token (LCO-MSE/LCH anchor) |
+| ref_logp | (N, T) | log pi_ref(token) under the frozen reference, when one is kept |
+| rewards | (N,) | one scalar per completion from ``task.reward`` |
+| adv | (N, T) | advantages broadcast over response tokens |
+
+Rows are group-major: rows [g*G, (g+1)*G) are the G completions of prompt g.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class RolloutBatch:
+    tokens: Tensor
+    attention_mask: Tensor
+    mask: Tensor
+    prompt_width: int
+    truncated: Tensor  # (N,) bool: no EOS within the generation budget
+    old_logp: Optional[Tensor] = None
+    old_topk_values: Optional[Tensor] = None
+    old_topk_indices: Optional[Tensor] = None
+    old_logit_sampled: Optional[Tensor] = None
+    ref_logp: Optional[Tensor] = None
+    rewards: Optional[Tensor] = None
+    adv: Optional[Tensor] = None
+
+    @property
+    def response(self) -> Tensor:
+        """(N, T) response token ids."""
+        return self.tokens[:, self.prompt_width :]
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    def select(self, idx: Tensor) -> "RolloutBatch":
+        """The rows ``idx`` of every per-sequence tensor."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v[idx] if isinstance(v, Tensor) else v
+        return replace(self, **out)
+
+    def to(self, device: torch.device | str) -> "RolloutBatch":
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(self, **{k: v.to(device) if isinstance(v, Tensor) else v for k, v in out.items()})

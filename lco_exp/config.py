@@ -1,0 +1,340 @@
+"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+
+YAML files under ``conf/`` hold values; these dataclasses hold types and defaults. Every group file starts with
+``defaults: [base_<name>]`` so Hydra checks it against the schema while composing: a misspelled key or a value of
+the wrong type fails there, naming the key, before any model loads. A default lives here and nowhere else.
+
+Paper-facing defaults cite ``../shared/reference/paper-notes.md`` (section numbers below are that file's).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class ConfigError(ValueError):
+    """A config value that composes but cannot work; the message names the key and what is allowed."""
+
+
+# ----------------------------------------------------------------------------------------------- algorithm
+
+
+class LossAgg(Enum):
+    """How per-token losses become one number (verl's named aggregation)."""
+
+    token_mean = "token_mean"  # mean over every response token in the batch (DAPO)
+    seq_mean_token_mean = "seq_mean_token_mean"  # mean over sequences of each sequence's token mean (GRPO paper)
+    seq_mean_token_sum_norm = "seq_mean_token_sum_norm"  # token sum / generation budget, mean over seqs (Dr. GRPO)
+
+
+class LCOLoss(Enum):
+    mse = "mse"  # (z_a - z*_a)^2 on the sampled token's logit
+    lch = "lch"  # log cosh(z_a - z*_a), bounded gradient
+    kld = "kld"  # KL(pi* || pi_theta) over the vocabulary
+
+
+class LCOAnchor(Enum):
+    old = "old"  # z* = z_old + A/beta, behaviour logits stored at rollout (paper-notes 3.1)
+    current = "current"  # z* = stopgrad(z_theta) + A/beta, as the authors' MSE/LCH code does (3.2)
+
+
+class LCOEstimator(Enum):
+    sparse = "sparse"  # the sequence's rule reward on the sampled token (paper-notes 3.3)
+
+
+class Baseline(Enum):
+    none = "none"  # raw reward, as in the authors' math scripts (paper-notes 3.3)
+    group_mean = "group_mean"  # subtract the mean of the prompt's group
+    group_norm = "group_norm"  # subtract the group mean and divide by the group std
+
+
+@dataclass
+class AlgorithmConfig:
+    """Fields every algorithm has. ``group_size`` x ``prompts_per_step`` is the rollout budget of one step."""
+
+    name: str = MISSING
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    group_size: int = 1  # completions sampled per prompt (G)
+    epochs: int = 1  # passes over each rollout batch
+    minibatches: int = 1  # optimizer steps per epoch; the batch is split evenly
+    max_grad_norm: Optional[float] = None  # None: no clipping (the norm is still logged)
+    loss_agg: LossAgg = LossAgg.token_mean
+
+
+@dataclass
+class LCOConfig(AlgorithmConfig):
+    """Logits Convex Optimization (paper-notes sections 3.1-3.5; defaults from its preface)."""
+
+    name: str = "lco"
+    lr: float = 1e-5  # paper-notes 5.5: lr 1e-5 in the authors' LCO scripts
+    loss: LCOLoss = LCOLoss.kld  # preface: kld by default
+    beta: float = 2.0  # preface / 5.5: beta = 2.0 in the "v2" scripts
+    negative_beta_scale: float = 100.0  # preface: beta x 100 for A <= 0, as in the authors' code; 1.0 disables
+    top_k: Optional[int] = 5  # preface: old logits kept for the top-5 tokens; null keeps the full vocabulary
+    topk_fill: float = -100.0  # preface: logit given to tokens outside the kept top-k
+    anchor: LCOAnchor = LCOAnchor.old
+    estimator: LCOEstimator = LCOEstimator.sparse
+    baseline: Baseline = Baseline.none
+    # The authors' rule reward is +1 / -1; our task rewards lie in [0, 1]. A = reward_scale * (r - reward_offset)
+    # maps 1/0 to +1/-1 before any baseline (an offset cancels under a group baseline; the scale does not).
+    reward_scale: float = 2.0
+    reward_offset: float = 0.5
+    reset_optimizer_each_iteration: bool = False  # preface / 3.4: the authors re-create Adam every iteration
+
+
+@dataclass
+class GRPOConfig(AlgorithmConfig):
+    """GRPO (Shao et al. 2024) as in the authors' framework (paper-notes section 4)."""
+
+    name: str = "grpo"
+    lr: float = 1e-6  # paper-notes 4: lr 1e-6
+    group_size: int = 4  # paper-notes 4: num_samples_per_prompt = 4
+    clip_eps: float = 0.2  # paper-notes 4: clip 0.2
+    kl_coef: float = 0.01  # paper-notes 4: k3 KL coefficient 0.01 in the script
+    scale_by_std: bool = True  # False = Dr. GRPO (arXiv 2503.20783)
+
+
+# ----------------------------------------------------------------------------------------------- task
+
+
+class SourceKind(Enum):
+    reasoning_gym = "reasoning_gym"  # procedural generator from the reasoning-gym package (offline)
+    hub = "hub"  # datasets.load_dataset(name, subset, split=split)
+    local = "local"  # a .jsonl / .json / .parquet file
+
+
+class AnswerFormat(Enum):
+    plain = "plain"  # the answer field is the answer
+    gsm8k = "gsm8k"  # the answer field is a solution ending in '#### <answer>'
+    boxed = "boxed"  # the answer field contains \boxed{<answer>}
+
+
+@dataclass
+class DataSourceConfig:
+    kind: SourceKind = SourceKind.reasoning_gym
+    name: str = MISSING  # generator name, hub id, or file path
+    subset: Optional[str] = None  # hub config name (e.g. 'main' for openai/gsm8k)
+    split: str = "train"
+    size: int = 1000  # rows to generate (reasoning_gym); ignored for hub/local
+    seed: int = 0  # generator seed (reasoning_gym)
+    options: dict[str, Any] = field(default_factory=dict)  # extra generator kwargs (reasoning_gym)
+    question_field: str = "question"
+    answer_field: str = "answer"
+    solution_field: Optional[str] = None  # worked solution used as the SFT target, if any
+    answer_format: AnswerFormat = AnswerFormat.plain
+    limit: Optional[int] = None  # keep only the first N rows
+
+
+@dataclass
+class TaskConfig:
+    name: str = "math"
+    train: DataSourceConfig = field(default_factory=DataSourceConfig)
+    benchmarks: dict[str, DataSourceConfig] = field(default_factory=dict)  # held-out sets, name -> source
+    exclude_train_overlap: bool = True  # drop benchmark rows whose question appears in the train set
+    system_prompt: Optional[str] = None
+    prompt_template: str = "{question}"
+    completion_template: str = "{answer}"  # SFT target; may use {answer} and {solution}
+    max_new_tokens: int = 32
+    verify_timeout_s: int = 2  # bound on math-verify parsing and comparison, per completion
+    max_output_chars: int = 4000  # longer outputs are cut to their last N characters before grading
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+class ModelSource(Enum):
+    tiny = "tiny"  # random-init Llama-style model + character tokenizer, built in-process
+    pretrained = "pretrained"  # from_pretrained(path): a hub id or a local directory
+    gguf = "gguf"  # a GGUF file inside an installed Python package, converted once to safetensors
+
+
+@dataclass
+class TinyModelConfig:
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 688
+    max_position_embeddings: int = 512
+
+
+@dataclass
+class WarmupConfig:
+    """Supervised warm-start on the task's reference answers before RL, cached so a second run skips it."""
+
+    steps: int = 0  # 0: no warm-up
+    lr: float = 1e-3
+    batch_size: int = 64
+    lr_warmup_steps: int = 30
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    source: ModelSource = ModelSource.pretrained
+    path: Optional[str] = None  # hub id or local dir (pretrained); package name (gguf)
+    gguf_file: Optional[str] = None
+    revision: Optional[str] = None
+    use_chat_template: bool = True
+    chat_template: Optional[str] = None  # overrides the tokenizer's template when set
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    warmup: WarmupConfig = field(default_factory=WarmupConfig)
+
+
+# ----------------------------------------------------------------------------------------------- rollout, hardware
+
+
+class RolloutEngineKind(Enum):
+    hf = "hf"  # transformers generate with KV cache (CPU-capable)
+
+
+@dataclass
+class RolloutConfig:
+    engine: RolloutEngineKind = RolloutEngineKind.hf
+    temperature: float = 1.0  # paper-notes 5.5: temperature 1.0
+    top_p: float = 1.0  # paper-notes 5.5: top-p 1.0
+    max_batch_size: int = 64  # sequences per generate call (speed only)
+
+
+class Device(Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class DType(Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+@dataclass
+class HardwareConfig:
+    """Where and how fast: never changes the objective (losses are invariant to micro-batching)."""
+
+    device: Device = Device.cpu
+    param_dtype: DType = DType.float32  # dtype of weights and optimizer state
+    compute_dtype: DType = DType.float32  # autocast dtype for forward passes; losses are taken in float32
+    micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate over micro-batches
+    num_threads: Optional[int] = None  # torch CPU threads; null keeps torch's default
+
+
+# ----------------------------------------------------------------------------------------------- logger, root
+
+
+class LoggerKind(Enum):
+    wandb = "wandb"
+    none = "none"
+
+
+@dataclass
+class LoggerConfig:
+    kind: LoggerKind = LoggerKind.none
+    project: str = "lco_exp"
+    entity: Optional[str] = None
+    group: Optional[str] = None  # null: the experiment name
+    tags: list[str] = field(default_factory=list)
+    mode: Optional[str] = None  # online | offline | disabled; null: WANDB_MODE, else online iff a key is set
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "default"
+    seed: int = 0
+    steps: int = 100  # RL iterations (one rollout batch and its updates each)
+    prompts_per_step: int = 16  # B: prompts per rollout batch
+    eval_every: int = 0  # evaluate every N steps (0: only before and after training)
+    eval_limit: Optional[int] = None  # cap rows per benchmark
+    reference_kl_metric: bool = True  # keep a frozen reference to log KL(pi_theta || pi_ref) for every algorithm
+    cache_dir: str = "~/.cache/lco_exp"  # warm-started and converted models
+    save_final_policy: bool = True  # save_pretrained into <run dir>/final_policy (loads with from_pretrained)
+    algorithm: AlgorithmConfig = MISSING
+    task: TaskConfig = MISSING
+    model: ModelConfig = MISSING
+    rollout: RolloutConfig = MISSING
+    hardware: HardwareConfig = MISSING
+    logger: LoggerConfig = MISSING
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_train", node=ExperimentConfig)
+    cs.store(group="algorithm", name="base_lco", node=LCOConfig)
+    cs.store(group="algorithm", name="base_grpo", node=GRPOConfig)
+    cs.store(group="task", name="base_task", node=TaskConfig)
+    cs.store(group="model", name="base_model", node=ModelConfig)
+    cs.store(group="rollout", name="base_rollout", node=RolloutConfig)
+    cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
+    cs.store(group="logger", name="base_logger", node=LoggerConfig)
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+
+
+def validate(exp: ExperimentConfig) -> None:
+    """Checks that need more than types; runs before any data or model loads."""
+    algo = exp.algorithm
+    positive = {
+        "steps": exp.steps,
+        "prompts_per_step": exp.prompts_per_step,
+        "algorithm.group_size": algo.group_size,
+        "algorithm.epochs": algo.epochs,
+        "algorithm.minibatches": algo.minibatches,
+        "hardware.micro_batch_size": exp.hardware.micro_batch_size,
+        "rollout.max_batch_size": exp.rollout.max_batch_size,
+        "task.max_new_tokens": exp.task.max_new_tokens,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{key}={value}: must be >= 1")
+    n_seqs = exp.prompts_per_step * algo.group_size
+    if n_seqs % algo.minibatches:
+        raise ConfigError(
+            f"algorithm.minibatches={algo.minibatches} must divide prompts_per_step x algorithm.group_size = {n_seqs}"
+        )
+    grouped = isinstance(algo, GRPOConfig) or (isinstance(algo, LCOConfig) and algo.baseline != Baseline.none)
+    if grouped and algo.group_size < 2:
+        raise ConfigError(
+            f"algorithm.group_size={algo.group_size}: {algo.name} with a group baseline needs at least 2 samples per prompt"
+        )
+    if isinstance(algo, LCOConfig):
+        if algo.beta <= 0 or algo.negative_beta_scale <= 0:
+            raise ConfigError("algorithm.beta and algorithm.negative_beta_scale must be > 0")
+        if algo.top_k is not None and algo.top_k < 1:
+            raise ConfigError(f"algorithm.top_k={algo.top_k}: must be >= 1 or null (full vocabulary)")
+    if exp.rollout.temperature < 0:
+        raise ConfigError(f"rollout.temperature={exp.rollout.temperature}: must be >= 0")
+    if not exp.task.benchmarks:
+        raise ConfigError("task.benchmarks is empty: a run needs at least one held-out benchmark")
+    sources = {"task.train": exp.task.train} | {f"task.benchmarks.{k}": v for k, v in exp.task.benchmarks.items()}
+    for key, src in sources.items():
+        if src.kind == SourceKind.local and not Path(src.name).expanduser().is_file():
+            raise ConfigError(f"{key}.name={src.name!r}: local data file not found")
+        if src.kind == SourceKind.hub and hub_offline():
+            raise ConfigError(
+                f"{key}.name={src.name!r} is a hub data set but HF_HUB_OFFLINE=1: download it first, or point "
+                f"{key}.kind=local at a file"
+            )
+    model = exp.model
+    if model.source == ModelSource.pretrained:
+        if not model.path:
+            raise ConfigError("model.path is required for model.source=pretrained (a hub id or a local directory)")
+        if not Path(model.path).expanduser().is_dir() and (hub_offline() or model.path.startswith(("/", ".", "~"))):
+            raise ConfigError(
+                f"model.path={model.path!r} is not a local directory"
+                + (" and the hub is offline (HF_HUB_OFFLINE=1)" if hub_offline() else "")
+            )
+    if model.source == ModelSource.gguf and not (model.path and model.gguf_file):
+        raise ConfigError("model.source=gguf needs model.path (the package) and model.gguf_file")
+    if exp.hardware.device == Device.cuda:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("hardware.device=cuda but torch sees no CUDA device (use hardware=cpu)")

@@ -1,0 +1,121 @@
+"""Rollout with transformers ``generate`` (batched, KV cache), then one no-grad scoring pass.
+
+The scoring pass runs the policy over the finished sequences with ``models.response_logits``, the same function
+the update uses, so behaviour log-probs match the trainer's exactly on-policy (the ratio is 1 at the first
+update; see anchors.md section 4.2 on rollout/trainer mismatch). It also keeps the top-K behaviour logits LCO
+needs without ever holding (N, T, V) for the whole batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import GenerationConfig
+
+from lco_exp.batch import RolloutBatch
+from lco_exp.config import HardwareConfig, RolloutConfig
+from lco_exp.models import eos_ids, response_logits, torch_dtype
+
+
+class HFEngine:
+    def __init__(self, model, tokenizer, cfg: RolloutConfig, hw: HardwareConfig):
+        self.model, self.tokenizer, self.cfg, self.hw = model, tokenizer, cfg, hw
+        self.eos = eos_ids(model, tokenizer)
+        self.pad = tokenizer.pad_token_id
+
+    def _autocast(self):
+        dtype = torch_dtype(self.hw.compute_dtype.value)
+        enabled = dtype != torch_dtype(self.hw.param_dtype.value)
+        return torch.autocast(self.hw.device.value, dtype=dtype, enabled=enabled)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: list[list[int]],  # B prompts as token ids
+        n: int,  # completions per prompt (G)
+        max_new_tokens: int,
+        greedy: bool = False,
+        keep_top_k: int | None = 0,  # behaviour logits to keep per position: 0 none, None the whole vocabulary
+        score: bool = True,  # compute old_logp (and top-k) with a scoring pass
+    ) -> RolloutBatch:
+        device = self.hw.device.value
+        rows = [p for p in prompts for _ in range(n)]  # group-major, (N,)
+        P = max(len(p) for p in rows)
+        tokens = torch.full((len(rows), P), self.pad, dtype=torch.long)
+        for i, p in enumerate(rows):
+            tokens[i, P - len(p) :] = torch.tensor(p)
+        prompt_mask = (torch.arange(P)[None, :] >= torch.tensor([P - len(p) for p in rows])[:, None]).long()
+
+        sampling = not greedy and self.cfg.temperature > 0
+        gen_cfg = GenerationConfig(
+            do_sample=sampling,
+            temperature=self.cfg.temperature if sampling else None,
+            top_p=self.cfg.top_p if sampling else None,
+            top_k=0 if sampling else None,  # no top-k truncation of the behaviour policy
+            max_new_tokens=max_new_tokens,
+            pad_token_id=self.pad,
+            eos_token_id=self.eos,
+        )
+        was_training = self.model.training
+        self.model.eval()
+        chunks = []
+        with self._autocast():
+            for s in range(0, len(rows), self.cfg.max_batch_size):
+                ids = tokens[s : s + self.cfg.max_batch_size].to(device)
+                am = prompt_mask[s : s + self.cfg.max_batch_size].to(device)
+                out = self.model.generate(input_ids=ids, attention_mask=am, generation_config=gen_cfg)
+                chunks.append(out[:, P:].cpu())
+        T = max(c.shape[1] for c in chunks)
+        response = torch.full((len(rows), T), self.pad, dtype=torch.long)
+        s = 0
+        for c in chunks:
+            response[s : s + len(c), : c.shape[1]] = c
+            s += len(c)
+
+        # mask: tokens up to and including the first EOS; everything after it is padding
+        is_eos = torch.isin(response, torch.tensor(self.eos))
+        after_eos = (is_eos.long().cumsum(-1) - is_eos.long()) > 0
+        mask = (~after_eos).long()
+        truncated = ~is_eos.any(-1)
+        response = torch.where(mask.bool(), response, torch.full_like(response, self.pad))
+        batch = RolloutBatch(
+            tokens=torch.cat([tokens, response], dim=1),
+            attention_mask=torch.cat([prompt_mask, mask], dim=1),
+            mask=mask.float(),
+            prompt_width=P,
+            truncated=truncated,
+        )
+        if score:
+            self._score(batch, keep_top_k)
+        self.model.train(was_training)
+        return batch
+
+    @torch.no_grad()
+    def _score(self, batch: RolloutBatch, keep_top_k: int | None) -> None:
+        """Fill old_logp, old_logit_sampled and (if asked) the top-K behaviour logits, in micro-batches."""
+        device = self.hw.device.value
+        logps, sampled, values, indices = [], [], [], []
+        mb = self.hw.micro_batch_size
+        with self._autocast():
+            for s in range(0, len(batch), mb):
+                tok = batch.tokens[s : s + mb].to(device)
+                logits = response_logits(self.model, tok, batch.attention_mask[s : s + mb].to(device), batch.prompt_width)
+                logits = logits.float()
+                resp = tok[:, batch.prompt_width :]
+                logps.append(torch.log_softmax(logits, -1).gather(-1, resp.unsqueeze(-1)).squeeze(-1).cpu())
+                sampled.append(logits.gather(-1, resp.unsqueeze(-1)).squeeze(-1).cpu())
+                if keep_top_k != 0:
+                    k = keep_top_k or logits.shape[-1]
+                    v, i = logits.topk(min(k, logits.shape[-1]), dim=-1)
+                    values.append(v.cpu())
+                    indices.append(i.cpu())
+        batch.old_logp = torch.cat(logps)
+        batch.old_logit_sampled = torch.cat(sampled)
+        if values:
+            batch.old_topk_values, batch.old_topk_indices = torch.cat(values), torch.cat(indices)
+
+    def decode(self, batch: RolloutBatch) -> list[str]:
+        """Response texts, special tokens (EOS, padding) dropped."""
+        return [
+            self.tokenizer.decode(row[m.bool()].tolist(), skip_special_tokens=True)
+            for row, m in zip(batch.response, batch.mask)
+        ]

@@ -1,0 +1,129 @@
+"""Run tracking: every logged dict goes to ``metrics.jsonl`` in the run directory and, if enabled, to W&B.
+
+The jsonl file is written first and flushed per line, so nothing is lost when W&B is unreachable or fails
+mid-run; a W&B error is reported once and the run continues with the file alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import netrc
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from lco_exp.config import ExperimentConfig, LoggerKind
+
+
+def _has_wandb_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        hosts = netrc.netrc().hosts
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+    return any("wandb" in host for host in hosts)
+
+
+def wandb_mode(configured: str | None) -> str:
+    """online | offline | disabled: the config's mode, else WANDB_MODE, else online iff an API key is configured."""
+    if configured:
+        return configured
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    return "online" if _has_wandb_key() else "offline"
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)  # JSON has no NaN/inf; keep them visible rather than dropping the key
+    return v
+
+
+class Run:
+    """A tracked run. ``log`` writes one JSON object per call; ``summary`` collects final values."""
+
+    def __init__(self, run_dir: Path, exp: ExperimentConfig, resolved: dict[str, Any], overrides: list[str]):
+        self.dir = run_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.dir / "metrics.jsonl", "a", encoding="utf-8")
+        self.summary: dict[str, Any] = {}
+        self.wandb = None
+        (self.dir / "run_info.json").write_text(
+            json.dumps({"git_sha": git_sha(), "overrides": overrides, "argv": sys.argv}, indent=2)
+        )
+        if exp.logger.kind == LoggerKind.wandb:
+            self._init_wandb(exp, resolved)
+
+    def _init_wandb(self, exp: ExperimentConfig, resolved: dict[str, Any]) -> None:
+        mode = wandb_mode(exp.logger.mode)
+        if mode == "disabled":
+            return
+        try:
+            import wandb
+
+            algo, model, task = exp.algorithm.name, exp.model.name, exp.task.name
+            self.wandb = wandb.init(
+                project=exp.logger.project,
+                entity=exp.logger.entity,
+                group=exp.logger.group or exp.name,
+                name=f"{exp.name}-{algo}-{task}-{model}-s{exp.seed}",
+                tags=[*exp.logger.tags, f"algorithm:{algo}", f"task:{task}", f"model:{model}", f"seed:{exp.seed}"],
+                job_type="train",
+                config=resolved,
+                dir=str(self.dir),
+                mode=mode,
+            )
+            self.wandb.define_metric("step")
+            self.wandb.define_metric("*", step_metric="step")
+        except Exception as err:  # a tracker failure must not cost the run
+            print(f"[lco_exp] W&B init failed ({type(err).__name__}: {err}); logging to metrics.jsonl only")
+            self.wandb = None
+            return
+        if mode == "offline":
+            print(f"[lco_exp] W&B is offline; upload later with: wandb sync {self.dir / 'wandb'}/offline-run-*")
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        record = {"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self.wandb is not None:
+            try:
+                self.wandb.log({"step": step, **metrics})
+            except Exception as err:
+                print(f"[lco_exp] W&B log failed ({type(err).__name__}: {err}); continuing with metrics.jsonl only")
+                self.wandb = None
+
+    def log_table(self, key: str, rows: list[dict[str, Any]], step: int) -> None:
+        if self.wandb is None or not rows:
+            return
+        try:
+            import wandb
+
+            cols = list(rows[0])
+            self.wandb.log({key: wandb.Table(columns=cols, data=[[r[c] for c in cols] for r in rows]), "step": step})
+        except Exception as err:
+            print(f"[lco_exp] W&B table failed ({type(err).__name__}: {err})")
+
+    def finish(self) -> None:
+        (self.dir / "final_metrics.json").write_text(json.dumps(self.summary, indent=2, default=_jsonable))
+        self._file.close()
+        if self.wandb is not None:
+            try:
+                self.wandb.summary.update(self.summary)
+                self.wandb.finish()
+            except Exception as err:
+                print(f"[lco_exp] W&B finish failed ({type(err).__name__}: {err})")

@@ -1,0 +1,94 @@
+"""Every config file composes and converts to its schema; bad values fail early and name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from lco_exp.config import ConfigError, ExperimentConfig, GRPOConfig, LCOConfig, validate
+
+from .conftest import CONF_DIR, compose_cfg
+
+GROUPS = ["algorithm", "task", "model", "rollout", "hardware", "logger"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.relative_to(CONF_DIR / group).with_suffix("").as_posix() for p in (CONF_DIR / group).rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_group_option_composes_to_its_schema(group, option):
+    cfg = compose_cfg([f"{group}={option}"])
+    if option == "math_local":  # its file paths are required values the user must fill in
+        cfg = compose_cfg([f"{group}={option}", "task.train.name=a.jsonl", "task.benchmarks.test.name=b.jsonl"])
+    exp = OmegaConf.to_object(cfg)
+    assert isinstance(exp, ExperimentConfig)
+    section = getattr(exp, group)
+    assert type(section).__name__.endswith("Config")
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+@pytest.mark.parametrize("algorithm", options("algorithm"))
+def test_every_experiment_composes_with_every_algorithm(experiment, algorithm):
+    exp = OmegaConf.to_object(compose_cfg([f"experiment={experiment}", f"algorithm={algorithm}"]))
+    assert exp.name == experiment
+    assert exp.algorithm.name == algorithm
+
+
+def test_default_is_lco_quickstart_on_offline_math():
+    exp = OmegaConf.to_object(compose_cfg([]))
+    assert isinstance(exp.algorithm, LCOConfig) and exp.name == "quickstart"
+    assert exp.model.source.value == "tiny" and exp.task.train.kind.value == "reasoning_gym"
+    assert exp.logger.kind.value == "wandb"
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("algorithm.betaa=3", "algorithm.betaa"),
+        ("algorithm.beta=abc", "algorithm.beta"),
+        ("algorithm.loss=l2", "algorithm.loss"),
+        ("stepz=3", "stepz"),
+        ("hardware.micro_batch_size=1.5", "hardware.micro_batch_size"),
+    ],
+)
+def test_bad_override_fails_at_compose_naming_the_key(override, key):
+    with pytest.raises((ConfigCompositionException, ConfigKeyError, ValidationError)) as err:
+        OmegaConf.to_object(compose_cfg([override]))
+    assert key.split(".")[-1] in str(err.value) + str(err.value.__cause__)
+
+
+def test_grpo_only_key_is_rejected_for_lco():
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg(["algorithm=lco", "algorithm.clip_eps=0.1"])
+    assert "clip_eps" in str(err.value) + str(err.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["algorithm=grpo", "algorithm.group_size=1"], "algorithm.group_size=1"),
+        (["algorithm.baseline=group_norm"], "algorithm.group_size=1"),
+        (["algorithm.minibatches=3"], "algorithm.minibatches=3 must divide"),
+        (["steps=0"], "steps=0"),
+        (["task=math_local", "task.train.name=/nonexistent.jsonl", "task.benchmarks.test.name=/x.jsonl"],
+         "task.train.name='/nonexistent.jsonl'"),
+        (["task=math_gsm8k"], "HF_HUB_OFFLINE=1"),
+        (["model=qwen2.5-0.5b-instruct"], "model.path='Qwen/Qwen2.5-0.5B-Instruct' is not a local directory"),
+        (["model=tiny", "model.source=pretrained", "model.path=./no/such/dir"], "model.path='./no/such/dir'"),
+    ],
+)
+def test_validate_names_the_key(overrides, message):
+    exp = OmegaConf.to_object(compose_cfg(["experiment=smoke", *overrides]))
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        validate(exp)
+
+
+def test_group_schemas_are_typed():
+    exp = OmegaConf.to_object(compose_cfg(["algorithm=grpo"]))
+    assert isinstance(exp.algorithm, GRPOConfig) and exp.algorithm.group_size == 4
+    assert Path(CONF_DIR / "train.yaml").is_file()

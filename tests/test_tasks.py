@@ -1,0 +1,117 @@
+"""Math verifier truth table, data loading and bad-row errors."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from lco_exp.config import AnswerFormat, DataSourceConfig, SourceKind, TaskConfig
+from lco_exp.tasks import DataError, Example, make_task
+from lco_exp.tasks.math import answers_match, extract_answer, gold_answer
+
+TASK = make_task(TaskConfig(name="math"))
+
+
+def ex(answer: str) -> Example:
+    return Example(id="t", question="q", answer=answer)
+
+
+@pytest.mark.parametrize(
+    "gold, output, expected",
+    [
+        ("19", "19", 1.0),
+        ("19", "12 + 7 = 19", 1.0),  # last number
+        ("19", "The answer is \\boxed{19}.", 1.0),
+        ("19", "so 19 apples\n#### 19", 1.0),
+        ("19", "19.0", 1.0),
+        ("1000", "\\boxed{1,000}", 1.0),
+        ("0.5", "\\boxed{\\frac{1}{2}}", 1.0),  # math-verify equivalence
+        ("\\frac{1}{2}", "the result is \\boxed{0.5}", 1.0),
+        ("\\sqrt{2}", "\\boxed{2^{1/2}}", 1.0),
+        ("-3", "\\boxed{-3}", 1.0),
+        ("19", "\\boxed{19} but actually 20", 1.0),  # boxed wins over a later number
+        ("19", "18", 0.0),
+        ("19", "", 0.0),  # empty
+        ("19", "no number at all", 0.0),  # malformed
+        ("19", "\\boxed{19", 1.0),  # unclosed box: falls back to the last number, 19
+        ("19", "\\boxed{18", 0.0),
+        ("19", "1 9", 0.0),
+        ("3", "\\boxed{x}", 0.0),
+        ("19", "\\boxed{__import__('os').system('touch /tmp/lco_pwned')}", 0.0),  # adversarial: never executed
+    ],
+)
+def test_math_reward_truth_table(gold, output, expected):
+    assert TASK.reward(ex(gold), output) == expected
+
+
+def test_adversarial_output_is_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    TASK.reward(ex("1"), f"\\boxed{{__import__('pathlib').Path('{marker}').touch()}}")
+    TASK.reward(ex("1"), f"#### exec(\"open('{marker}','w')\")")
+    assert not marker.exists()
+
+
+def test_huge_and_binary_outputs_are_bounded():
+    start = time.perf_counter()
+    assert TASK.reward(ex("7"), "x" * 5_000_000 + " 7") == 1.0  # only the tail is read
+    assert TASK.reward(ex("7"), "{" * 100_000 + "\\boxed{" + "{" * 100_000) == 0.0
+    assert TASK.reward(ex("7"), "\x00\xff\ufffd" * 100_000) == 0.0
+    assert TASK.reward(ex("7"), "9" * 100_000) == 0.0
+    assert time.perf_counter() - start < 10
+
+
+def test_slow_symbolic_comparison_times_out():
+    # a deliberately heavy expression: math-verify's timeout must bound it, and it must not count as correct
+    heavy = "+".join(f"\\frac{{{i}}}{{{i + 1}}}^{{{i}}}" for i in range(1, 150))
+    start = time.perf_counter()
+    assert answers_match("1", heavy, timeout_s=1) is False
+    assert time.perf_counter() - start < 8
+
+
+def test_extract_and_gold_formats():
+    assert extract_answer("a \\boxed{\\frac{1}{\\sqrt{2}}} b") == "\\frac{1}{\\sqrt{2}}"
+    assert extract_answer("#### 1,234") == "1,234"
+    assert extract_answer("nothing") is None
+    assert gold_answer("step\n#### 1,234", AnswerFormat.gsm8k) == "1234"
+    assert gold_answer("so \\boxed{42}", AnswerFormat.boxed) == "42"
+    assert gold_answer("no hashes", AnswerFormat.gsm8k) is None
+
+
+def test_reasoning_gym_source_and_held_out_overlap_removed():
+    cfg = TaskConfig(
+        name="math",
+        train=DataSourceConfig(kind=SourceKind.reasoning_gym, name="basic_arithmetic", size=300, seed=0,
+                               options={"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2,
+                                        "operators": ["+"], "allow_parentheses": False, "allow_negation": False}),
+    )
+    cfg.benchmarks = {"held": DataSourceConfig(**{**cfg.train.__dict__, "seed": 10_000, "size": 200})}
+    task = make_task(cfg)
+    train = task.load_train()
+    held = task.load_benchmarks(train)["held"]
+    assert len(train) == 300 and 0 < len(held) < 200  # small sums collide: some held-out rows are dropped
+    assert not {e.question for e in held} & {e.question for e in train}
+    e = train[0]
+    assert task.reward(e, e.answer) == 1.0 and task.completion(e) == e.answer
+    cfg.benchmarks = {"same": cfg.train}
+    with pytest.raises(DataError, match="task.benchmarks.same: no rows left"):
+        make_task(cfg).load_benchmarks(train)
+
+
+def test_local_jsonl_source_and_bad_rows(tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(json.dumps({"q": f"what is {i}+1?", "a": f"x\n#### {i + 1}"}) for i in range(3)))
+    src = DataSourceConfig(kind=SourceKind.local, name=str(good), question_field="q", answer_field="a",
+                           answer_format=AnswerFormat.gsm8k)
+    rows = TASK.load(src)
+    assert [r.answer for r in rows] == ["1", "2", "3"]
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"q": "ok", "a": "#### 1"}) + "\n" + json.dumps({"q": "no answer"}) + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl row 1: missing field 'a'"):
+        TASK.load(DataSourceConfig(kind=SourceKind.local, name=str(bad), question_field="q", answer_field="a"))
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"q": "x", "a": "1"}\n{not json\n')
+    with pytest.raises(DataError, match=r"broken.jsonl:2: not valid JSON"):
+        TASK.load(DataSourceConfig(kind=SourceKind.local, name=str(broken), question_field="q", answer_field="a"))
