@@ -62,6 +62,7 @@ class Run:
         self._file = open(self.dir / "metrics.jsonl", "a", encoding="utf-8")
         self.summary: dict[str, Any] = {}
         self.wandb = None
+        (self.dir / "config_resolved.json").write_text(json.dumps(resolved, indent=2, default=str))
         (self.dir / "run_info.json").write_text(
             json.dumps({"git_sha": git_sha(), "overrides": overrides, "argv": sys.argv}, indent=2)
         )

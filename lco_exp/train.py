@@ -249,7 +249,7 @@ def main(cfg: DictConfig) -> float | None:
     exp: ExperimentConfig = OmegaConf.to_object(cfg)  # typed from here on
     validate(exp)  # fail before any data or model loads
     hydra_cfg = HydraConfig.get()
-    run = Run(Path(hydra_cfg.runtime.output_dir), exp, OmegaConf.to_container(cfg, resolve=True),
+    run = Run(Path(hydra_cfg.runtime.output_dir), exp, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
               list(hydra_cfg.overrides.task))
     try:
         final = run_experiment(exp, run)

@@ -46,11 +46,12 @@ def test_two_step_run_updates_the_policy_and_logs_finite_metrics(overrides, exp_
     # vanish. Reward the parity of the sum of character codes instead: a deterministic signal with variance.
     monkeypatch.setattr(MathTask, "reward", lambda self, ex, text: float(sum(map(ord, text)) % 2))
     exp = exp_factory(*overrides, "algorithm.lr=1e-3")
-    run = Run(tmp_path / "run", exp, {}, overrides)
+    run = Run(tmp_path / "run", exp, {"algorithm": {"name": exp.algorithm.name}}, overrides)
     final = run_experiment(exp, run)
     run.finish()
 
     assert set(final) >= {"eval/math/arithmetic/accuracy"}
+    assert json.loads((tmp_path / "run" / "config_resolved.json").read_text())["algorithm"]["name"] == exp.algorithm.name
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     train_records = [r for r in records if "train/loss" in r]
     assert [r["step"] for r in train_records] == [1, 2]

@@ -1,0 +1,83 @@
+"""Model loading, the rollout engine's bookkeeping, and the warm-up cache."""
+
+from __future__ import annotations
+
+import torch
+
+from lco_exp import models
+from lco_exp.config import RolloutConfig
+from lco_exp.losses import token_logprobs
+from lco_exp.rollout import make_engine
+from lco_exp.tasks import make_task
+from lco_exp.train import load_policy
+
+
+def test_local_directory_loads_through_the_hub_code_path(exp_factory, tmp_path):
+    exp = exp_factory()
+    model, tok = models.prepare(*models.build_tiny(exp.model, seed=3), exp.model, exp.hardware)
+    models.save_atomically(model, tok, tmp_path / "saved")
+    loaded, loaded_tok = models.load_pretrained(tmp_path / "saved", exp.model, exp.hardware)  # == from_pretrained(id)
+    msgs = [{"role": "user", "content": "Calculate 12 + 7."}]
+    ids = models.encode_prompt(tok, msgs, use_chat_template=True)
+    assert ids == models.encode_prompt(loaded_tok, msgs, use_chat_template=True)
+    assert loaded_tok.decode(ids) == "Calculate 12 + 7.\n"  # the tiny chat template, reloaded from disk
+    x = torch.tensor([ids])
+    torch.testing.assert_close(loaded(x).logits, model(x).logits, rtol=0, atol=0)
+
+
+def test_rollout_batch_is_group_major_masked_and_scored_on_policy(exp_factory):
+    exp = exp_factory()
+    torch.manual_seed(0)
+    model, tok = models.prepare(*models.build_tiny(exp.model, seed=0), exp.model, exp.hardware)
+    engine = make_engine(RolloutConfig(max_batch_size=3), model, tok, exp.hardware)
+    prompts = [models.encode_prompt(tok, [{"role": "user", "content": q}], True) for q in ["1 + 1", "Calculate 22 + 9."]]
+    batch = engine.generate(prompts, n=3, max_new_tokens=7, keep_top_k=4)
+    N, T = batch.mask.shape
+    assert N == 6 and T <= 7 and batch.old_topk_values.shape == (6, T, 4)
+    # rows 0-2 share prompt 0 (left-padded), rows 3-5 prompt 1
+    P = batch.prompt_width
+    for row in range(3):
+        assert batch.tokens[row, P - len(prompts[0]) : P].tolist() == prompts[0]
+        assert batch.tokens[row + 3, P - len(prompts[1]) : P].tolist() == prompts[1]
+    # the mask covers tokens up to and including the first EOS and nothing after
+    for row in range(N):
+        resp, m = batch.response[row].tolist(), batch.mask[row].tolist()
+        n = int(sum(m))
+        assert m == [1.0] * n + [0.0] * (T - n)
+        if tok.eos_token_id in resp[:n]:
+            assert resp.index(tok.eos_token_id) == n - 1 and not batch.truncated[row]
+        else:
+            assert batch.truncated[row] and n == 7
+    # behaviour log-probs equal the training forward pass's (the ratio is exactly 1 on-policy)
+    with torch.no_grad():
+        logits = models.response_logits(model, batch.tokens, batch.attention_mask, P)
+    live = batch.mask.bool()
+    torch.testing.assert_close(token_logprobs(logits, batch.response)[live], batch.old_logp[live], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits.topk(4, -1).values[live], batch.old_topk_values[live], rtol=1e-5, atol=1e-5)
+
+
+def test_greedy_generation_is_deterministic(exp_factory):
+    exp = exp_factory()
+    model, tok = models.prepare(*models.build_tiny(exp.model, seed=0), exp.model, exp.hardware)
+    engine = make_engine(RolloutConfig(), model, tok, exp.hardware)
+    prompts = [models.encode_prompt(tok, [{"role": "user", "content": "Calculate 3 + 4."}], True)]
+    a = engine.generate(prompts, n=2, max_new_tokens=6, greedy=True, score=False)
+    b = engine.generate(prompts, n=2, max_new_tokens=6, greedy=True, score=False)
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.tokens[0], a.tokens[1])
+
+
+def test_warm_up_is_cached_and_reused(exp_factory):
+    exp = exp_factory("model.warmup.steps=3", "model.warmup.batch_size=8", "model.warmup.lr_warmup_steps=1")
+    task = make_task(exp.task)
+    train = task.load_train()
+    first, _, stats = load_policy(exp, task, train)
+    assert stats["warmup/cached"] == 0.0 and stats["warmup/steps"] == 3
+    second, _, stats2 = load_policy(exp, task, train)
+    assert stats2 == {"warmup/cached": 1.0}
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), name
+    init, _ = models.build_tiny(exp.model, exp.seed)
+    assert not torch.equal(init.state_dict()["lm_head.weight"], first.state_dict()["lm_head.weight"])
+    exp.seed += 1  # a different seed is a different warm-start, not a cache hit
+    _, _, stats3 = load_policy(exp, task, train)
+    assert stats3["warmup/cached"] == 0.0
