@@ -2,7 +2,8 @@
 
 | name | shape | meaning |
 |---|---|---|
-| B, G, N = B*G, P, T, K, V | dims | prompts, samples per prompt, sequences, prompt width, response length, kept behaviour logits, vocabulary |
+| B, G, N = B*G | dims | prompts, samples per prompt, sequences |
+| P, T, K, V | dims | prompt width, response length, kept behaviour logits, vocabulary |
 | tokens | (N, P+T) | left-padded prompt then right-padded response ids |
 | attention_mask | (N, P+T) | 1 for real tokens (prompt and response up to and including EOS) |
 | mask | (N, T) | 1 = response token that counts in the loss |
@@ -19,7 +20,6 @@ Rows are group-major: rows [g*G, (g+1)*G) are the G completions of prompt g.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -32,13 +32,13 @@ class RolloutBatch:
     mask: Tensor
     prompt_width: int
     truncated: Tensor  # (N,) bool: no EOS within the generation budget
-    old_logp: Optional[Tensor] = None
-    old_topk_values: Optional[Tensor] = None
-    old_topk_indices: Optional[Tensor] = None
-    old_logit_sampled: Optional[Tensor] = None
-    ref_logp: Optional[Tensor] = None
-    rewards: Optional[Tensor] = None
-    adv: Optional[Tensor] = None
+    old_logp: Tensor | None = None
+    old_topk_values: Tensor | None = None
+    old_topk_indices: Tensor | None = None
+    old_logit_sampled: Tensor | None = None
+    ref_logp: Tensor | None = None
+    rewards: Tensor | None = None
+    adv: Tensor | None = None
 
     @property
     def response(self) -> Tensor:
@@ -48,7 +48,7 @@ class RolloutBatch:
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
-    def select(self, idx: Tensor) -> "RolloutBatch":
+    def select(self, idx: Tensor) -> RolloutBatch:
         """The rows ``idx`` of every per-sequence tensor."""
         out = {}
         for f in fields(self):
@@ -56,6 +56,6 @@ class RolloutBatch:
             out[f.name] = v[idx] if isinstance(v, Tensor) else v
         return replace(self, **out)
 
-    def to(self, device: torch.device | str) -> "RolloutBatch":
+    def to(self, device: torch.device | str) -> RolloutBatch:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         return replace(self, **{k: v.to(device) if isinstance(v, Tensor) else v for k, v in out.items()})

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -65,7 +65,7 @@ class AlgorithmConfig:
     group_size: int = 1  # completions sampled per prompt (G)
     epochs: int = 1  # passes over each rollout batch
     minibatches: int = 1  # optimizer steps per epoch; the batch is split evenly
-    max_grad_norm: Optional[float] = None  # None: no clipping (the norm is still logged)
+    max_grad_norm: float | None = None  # None: no clipping (the norm is still logged)
     loss_agg: LossAgg = LossAgg.token_mean
 
 
@@ -78,7 +78,7 @@ class LCOConfig(AlgorithmConfig):
     loss: LCOLoss = LCOLoss.kld  # preface: kld by default
     beta: float = 2.0  # preface / 5.5: beta = 2.0 in the "v2" scripts
     negative_beta_scale: float = 100.0  # preface: beta x 100 for A <= 0, as in the authors' code; 1.0 disables
-    top_k: Optional[int] = 5  # preface: old logits kept for the top-5 tokens; null keeps the full vocabulary
+    top_k: int | None = 5  # preface: old logits kept for the top-5 tokens; null keeps the full vocabulary
     topk_fill: float = -100.0  # preface: logit given to tokens outside the kept top-k
     anchor: LCOAnchor = LCOAnchor.old
     estimator: LCOEstimator = LCOEstimator.sparse
@@ -121,16 +121,16 @@ class AnswerFormat(Enum):
 class DataSourceConfig:
     kind: SourceKind = SourceKind.reasoning_gym
     name: str = MISSING  # generator name, hub id, or file path
-    subset: Optional[str] = None  # hub config name (e.g. 'main' for openai/gsm8k)
+    subset: str | None = None  # hub config name (e.g. 'main' for openai/gsm8k)
     split: str = "train"
     size: int = 1000  # rows to generate (reasoning_gym); ignored for hub/local
     seed: int = 0  # generator seed (reasoning_gym)
     options: dict[str, Any] = field(default_factory=dict)  # extra generator kwargs (reasoning_gym)
     question_field: str = "question"
     answer_field: str = "answer"
-    solution_field: Optional[str] = None  # worked solution used as the SFT target, if any
+    solution_field: str | None = None  # worked solution used as the SFT target, if any
     answer_format: AnswerFormat = AnswerFormat.plain
-    limit: Optional[int] = None  # keep only the first N rows
+    limit: int | None = None  # keep only the first N rows
 
 
 @dataclass
@@ -139,7 +139,7 @@ class TaskConfig:
     train: DataSourceConfig = field(default_factory=DataSourceConfig)
     benchmarks: dict[str, DataSourceConfig] = field(default_factory=dict)  # held-out sets, name -> source
     exclude_train_overlap: bool = True  # drop benchmark rows whose question appears in the train set
-    system_prompt: Optional[str] = None
+    system_prompt: str | None = None
     prompt_template: str = "{question}"
     completion_template: str = "{answer}"  # SFT target; may use {answer} and {solution}
     max_new_tokens: int = 32
@@ -179,11 +179,11 @@ class WarmupConfig:
 class ModelConfig:
     name: str = MISSING
     source: ModelSource = ModelSource.pretrained
-    path: Optional[str] = None  # hub id or local dir (pretrained); package name (gguf)
-    gguf_file: Optional[str] = None
-    revision: Optional[str] = None
+    path: str | None = None  # hub id or local dir (pretrained); package name (gguf)
+    gguf_file: str | None = None
+    revision: str | None = None
     use_chat_template: bool = True
-    chat_template: Optional[str] = None  # overrides the tokenizer's template when set
+    chat_template: str | None = None  # overrides the tokenizer's template when set
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
 
@@ -222,7 +222,7 @@ class HardwareConfig:
     param_dtype: DType = DType.float32  # dtype of weights and optimizer state
     compute_dtype: DType = DType.float32  # autocast dtype for forward passes; losses are taken in float32
     micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate over micro-batches
-    num_threads: Optional[int] = None  # torch CPU threads; null keeps torch's default
+    num_threads: int | None = None  # torch CPU threads; null keeps torch's default
 
 
 # ----------------------------------------------------------------------------------------------- logger, root
@@ -237,10 +237,10 @@ class LoggerKind(Enum):
 class LoggerConfig:
     kind: LoggerKind = LoggerKind.none
     project: str = "lco_exp"
-    entity: Optional[str] = None
-    group: Optional[str] = None  # null: the experiment name
+    entity: str | None = None
+    group: str | None = None  # null: the experiment name
     tags: list[str] = field(default_factory=list)
-    mode: Optional[str] = None  # online | offline | disabled; null: WANDB_MODE, else online iff a key is set
+    mode: str | None = None  # online | offline | disabled; null: WANDB_MODE, else online iff a key is set
 
 
 @dataclass
@@ -250,7 +250,7 @@ class ExperimentConfig:
     steps: int = 100  # RL iterations (one rollout batch and its updates each)
     prompts_per_step: int = 16  # B: prompts per rollout batch
     eval_every: int = 0  # evaluate every N steps (0: only before and after training)
-    eval_limit: Optional[int] = None  # cap rows per benchmark
+    eval_limit: int | None = None  # cap rows per benchmark
     reference_kl_metric: bool = True  # keep a frozen reference to log KL(pi_theta || pi_ref) for every algorithm
     cache_dir: str = "~/.cache/lco_exp"  # warm-started and converted models
     save_final_policy: bool = True  # save_pretrained into <run dir>/final_policy (loads with from_pretrained)
@@ -302,7 +302,8 @@ def validate(exp: ExperimentConfig) -> None:
     grouped = isinstance(algo, GRPOConfig) or (isinstance(algo, LCOConfig) and algo.baseline != Baseline.none)
     if grouped and algo.group_size < 2:
         raise ConfigError(
-            f"algorithm.group_size={algo.group_size}: {algo.name} with a group baseline needs at least 2 samples per prompt"
+            f"algorithm.group_size={algo.group_size}: {algo.name} with a group baseline needs at least 2 samples "
+            "per prompt"
         )
     if isinstance(algo, LCOConfig):
         if algo.beta <= 0 or algo.negative_beta_scale <= 0:

@@ -22,14 +22,21 @@ def evaluate(engine, task, benchmarks: dict[str, list[Example]], use_chat_templa
         prompts = [encode_prompt(engine.tokenizer, task.messages(ex), use_chat_template) for ex in examples]
         batch = engine.generate(prompts, n=1, max_new_tokens=max_new_tokens, greedy=True, score=False)
         texts = engine.decode(batch)
-        scores = [task.reward(ex, text) for ex, text in zip(examples, texts)]
+        scores = [task.reward(ex, text) for ex, text in zip(examples, texts, strict=True)]
         prefix = f"eval/{task.cfg.name}/{name}"
         metrics[f"{prefix}/accuracy"] = sum(scores) / len(scores)
         metrics[f"{prefix}/response_length"] = float(batch.mask.sum(1).mean())
         metrics[f"{prefix}/truncation_rate"] = float(batch.truncated.float().mean())
         samples += [
-            {"benchmark": name, "id": ex.id, "question": ex.question, "output": text,
-             "extracted": task.extract(text), "answer": ex.answer, "score": score}
-            for ex, text, score in zip(examples, texts, scores)
+            {
+                "benchmark": name,
+                "id": ex.id,
+                "question": ex.question,
+                "output": text,
+                "extracted": task.extract(text),
+                "answer": ex.answer,
+                "score": score,
+            }
+            for ex, text, score in zip(examples, texts, scores, strict=True)
         ]
     return metrics, samples

@@ -29,6 +29,12 @@ def torch_dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
+def autocast(hw: HardwareConfig):
+    """Autocast to ``hardware.compute_dtype`` when it differs from the weights' dtype; a no-op otherwise."""
+    dtype = torch_dtype(hw.compute_dtype.value)
+    return torch.autocast(hw.device.value, dtype=dtype, enabled=dtype != torch_dtype(hw.param_dtype.value))
+
+
 def build_char_tokenizer() -> PreTrainedTokenizerBase:
     """A character-level tokenizer over printable ASCII, newline and tab, built offline with ``tokenizers``.
 

@@ -12,7 +12,6 @@ import json
 import math
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -20,7 +19,7 @@ from tqdm import tqdm
 from lco_exp.batch import RolloutBatch
 from lco_exp.config import HardwareConfig, ModelConfig, TaskConfig, WarmupConfig
 from lco_exp.losses import sft_loss
-from lco_exp.models import encode_prompt, response_logits, torch_dtype
+from lco_exp.models import autocast, encode_prompt, response_logits
 
 
 def warmup_key(model: ModelConfig, task: TaskConfig, seed: int) -> str:
@@ -37,7 +36,7 @@ def sft_batch(tok, task, examples, use_chat_template: bool) -> RolloutBatch:
     P, T = max(map(len, prompts)), max(map(len, targets))
     tokens = torch.full((len(examples), P + T), tok.pad_token_id, dtype=torch.long)
     attn = torch.zeros_like(tokens)
-    for i, (p, t) in enumerate(zip(prompts, targets)):
+    for i, (p, t) in enumerate(zip(prompts, targets, strict=True)):
         tokens[i, P - len(p) : P] = torch.tensor(p)
         tokens[i, P : P + len(t)] = torch.tensor(t)
         attn[i, P - len(p) : P + len(t)] = 1
@@ -58,8 +57,6 @@ def sft_warmup(model, tok, task, examples, cfg: WarmupConfig, model_cfg: ModelCo
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     gen = torch.Generator().manual_seed(seed)
-    dtype = torch_dtype(hw.compute_dtype.value)
-    autocast = dtype != torch_dtype(hw.param_dtype.value)
     model.train()
     start, losses = time.perf_counter(), []
     bar = tqdm(range(cfg.steps), desc="sft warm-up", dynamic_ncols=True)
@@ -71,7 +68,7 @@ def sft_warmup(model, tok, task, examples, cfg: WarmupConfig, model_cfg: ModelCo
         T = int(mb.mask.sum(1).max())
         tokens = mb.tokens[:, keep_from : mb.prompt_width + T].to(device)
         attn = mb.attention_mask[:, keep_from : mb.prompt_width + T].to(device)
-        with torch.autocast(device, dtype=dtype, enabled=autocast):
+        with autocast(hw):
             logits = response_logits(model, tokens, attn, mb.prompt_width - keep_from)
         loss, _ = sft_loss(logits, tokens[:, mb.prompt_width - keep_from :], mb.mask[:, :T].to(device))
         opt.zero_grad(set_to_none=True)
@@ -81,4 +78,5 @@ def sft_warmup(model, tok, task, examples, cfg: WarmupConfig, model_cfg: ModelCo
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     tail = losses[-20:] or [float("nan")]
-    return {"warmup/loss": sum(tail) / len(tail), "warmup/steps": cfg.steps, "warmup/time_s": time.perf_counter() - start}
+    elapsed = time.perf_counter() - start
+    return {"warmup/loss": sum(tail) / len(tail), "warmup/steps": cfg.steps, "warmup/time_s": elapsed}

@@ -46,11 +46,6 @@ def timed(timings: dict[str, float], phase: str):
     timings[f"perf/time_{phase}_s"] = time.perf_counter() - start
 
 
-def autocast(hw: HardwareConfig):
-    dtype = models.torch_dtype(hw.compute_dtype.value)
-    return torch.autocast(hw.device.value, dtype=dtype, enabled=dtype != models.torch_dtype(hw.param_dtype.value))
-
-
 def load_policy(exp: ExperimentConfig, task, train_set):
     """The policy and tokenizer, warm-started by SFT when ``model.warmup.steps > 0`` (cached across runs)."""
     mc, hw = exp.model, exp.hardware
@@ -80,7 +75,7 @@ def reference_logprobs(ref: torch.nn.Module, batch: RolloutBatch, hw: HardwareCo
     out = []
     for s in range(0, len(batch), hw.micro_batch_size):
         mb = batch.select(slice(s, s + hw.micro_batch_size)).to(hw.device.value)
-        with autocast(hw):
+        with models.autocast(hw):
             logits = models.response_logits(ref, mb.tokens, mb.attention_mask, mb.prompt_width)
         out.append(token_logprobs(logits, mb.response).cpu())
     return torch.cat(out)
@@ -105,7 +100,7 @@ def update(policy, opt, batch: RolloutBatch, algo: AlgorithmConfig, hw: Hardware
             step_stats: dict[str, float] = defaultdict(float)
             for micro_idx in torch.arange(len(minibatch)).split(hw.micro_batch_size):
                 micro = minibatch.select(micro_idx).to(hw.device.value)
-                with autocast(hw):
+                with models.autocast(hw):
                     logits = models.response_logits(policy, micro.tokens, micro.attention_mask, micro.prompt_width)
                 loss, stats = policy_loss(logits, micro, algo)
                 weight = agg_count(micro.mask, agg) / total
@@ -214,7 +209,7 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
         with timed(timings, "reward"):
             texts = engine.decode(batch)
             group = [ex for ex in examples for _ in range(algo.group_size)]
-            batch.rewards = torch.tensor([task.reward(ex, text) for ex, text in zip(group, texts)])
+            batch.rewards = torch.tensor([task.reward(ex, text) for ex, text in zip(group, texts, strict=True)])
         if ref is not None:
             with timed(timings, "reference"):
                 batch.ref_logp = reference_logprobs(ref, batch, hw)
@@ -249,8 +244,12 @@ def main(cfg: DictConfig) -> float | None:
     exp: ExperimentConfig = OmegaConf.to_object(cfg)  # typed from here on
     validate(exp)  # fail before any data or model loads
     hydra_cfg = HydraConfig.get()
-    run = Run(Path(hydra_cfg.runtime.output_dir), exp, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-              list(hydra_cfg.overrides.task))
+    run = Run(
+        Path(hydra_cfg.runtime.output_dir),
+        exp,
+        OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        list(hydra_cfg.overrides.task),
+    )
     try:
         final = run_experiment(exp, run)
     finally:

@@ -13,8 +13,9 @@ def test_group_normalized_matches_the_loop(group_size, scale_by_std):
     rewards = torch.randint(0, 2, (group_size * 6,)).float()
     rewards[:group_size] = 1.0  # one group whose rewards are all equal
     fast = group_normalized(rewards, group_size, scale_by_std)
-    torch.testing.assert_close(fast, _reference_group_normalized(rewards, group_size, scale_by_std),
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        fast, _reference_group_normalized(rewards, group_size, scale_by_std), rtol=1e-6, atol=1e-6
+    )
     assert fast[:group_size].abs().max() == 0  # equal rewards carry no preference: advantage 0
     assert fast.view(-1, group_size).sum(1).abs().max() < 1e-5  # zero mean per group
 

@@ -24,10 +24,14 @@ def fake_batch(k: int) -> RolloutBatch:
     mask[0, 3:] = 0
     values, indices = logits.topk(k, -1)
     return RolloutBatch(
-        tokens=tokens, attention_mask=torch.ones(N, P + T, dtype=torch.long), mask=mask, prompt_width=P,
+        tokens=tokens,
+        attention_mask=torch.ones(N, P + T, dtype=torch.long),
+        mask=mask,
+        prompt_width=P,
         truncated=torch.zeros(N, dtype=torch.bool),
         old_logp=torch.log_softmax(logits, -1).gather(-1, resp[..., None])[..., 0],
-        old_topk_values=values, old_topk_indices=indices,
+        old_topk_values=values,
+        old_topk_indices=indices,
         old_logit_sampled=logits.gather(-1, resp[..., None])[..., 0],
         ref_logp=torch.log_softmax(logits, -1).gather(-1, resp[..., None])[..., 0] - 0.1,
         rewards=torch.tensor([1.0, 0.0, 0.0, 1.0]),
@@ -55,8 +59,9 @@ def test_every_algorithm_has_a_branch(algorithm):
 def test_lco_on_policy_gradient_pushes_rewarded_tokens_up(loss, anchor):
     """On-policy (current logits == behaviour logits), the first LCO step raises the sampled token's logit
     where A > 0 and lowers it where A < 0: the target z* = z_old + A/beta points that way for all three losses."""
-    algo = OmegaConf.to_object(compose_cfg(["algorithm=lco", f"algorithm.loss={loss}",
-                                            f"algorithm.anchor={anchor}", "algorithm.top_k=null"])).algorithm
+    algo = OmegaConf.to_object(
+        compose_cfg(["algorithm=lco", f"algorithm.loss={loss}", f"algorithm.anchor={anchor}", "algorithm.top_k=null"])
+    ).algorithm
     batch, logits = fake_batch(V)
     batch.adv = compute_advantages(batch, algo)  # rewards 1, 0, 0, 1 -> A = +1, -1, -1, +1
     logits = logits.clone().requires_grad_(True)

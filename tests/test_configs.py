@@ -17,7 +17,8 @@ GROUPS = ["algorithm", "task", "model", "rollout", "hardware", "logger"]
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.relative_to(CONF_DIR / group).with_suffix("").as_posix() for p in (CONF_DIR / group).rglob("*.yaml"))
+    root = CONF_DIR / group
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
@@ -75,8 +76,10 @@ def test_grpo_only_key_is_rejected_for_lco():
         (["algorithm.baseline=group_norm"], "algorithm.group_size=1"),
         (["algorithm.minibatches=3"], "algorithm.minibatches=3 must divide"),
         (["steps=0"], "steps=0"),
-        (["task=math_local", "task.train.name=/nonexistent.jsonl", "task.benchmarks.test.name=/x.jsonl"],
-         "task.train.name='/nonexistent.jsonl'"),
+        (
+            ["task=math_local", "task.train.name=/nonexistent.jsonl", "task.benchmarks.test.name=/x.jsonl"],
+            "task.train.name='/nonexistent.jsonl'",
+        ),
         (["task=math_gsm8k"], "HF_HUB_OFFLINE=1"),
         (["model=qwen2.5-0.5b-instruct"], "model.path='Qwen/Qwen2.5-0.5B-Instruct' is not a local directory"),
         (["model=tiny", "model.source=pretrained", "model.path=./no/such/dir"], "model.path='./no/such/dir'"),

@@ -37,8 +37,9 @@ def test_micro_batch_weights_recover_the_full_batch(mode):
     m[:, 0] = 1
     full = L.aggregate(x, m, mode)
     total = L.agg_count(m, mode)
-    parts = sum(L.aggregate(x[i : i + 2], m[i : i + 2], mode) * L.agg_count(m[i : i + 2], mode) / total
-                for i in range(0, 6, 2))
+    parts = sum(
+        L.aggregate(x[i : i + 2], m[i : i + 2], mode) * L.agg_count(m[i : i + 2], mode) / total for i in range(0, 6, 2)
+    )
     torch.testing.assert_close(parts, full, rtol=1e-12, atol=1e-12)
 
 
@@ -71,8 +72,9 @@ def test_log_cosh_is_stable_for_large_gaps():
 def test_lco_target_and_kld_by_hand():
     # V = 3, behaviour top-2 logits [2.0, 1.0] at ids [0, 1]; sampled token 1 with A = +1, beta = 2.
     # z* = [2.0, 1.0 + 0.5, -100] ; q = softmax(z*) ; current logits 0 -> p uniform.
-    target = L.lco_target_logits(t([[[2.0, 1.0]]]), torch.tensor([[[0, 1]]]), torch.tensor([[1]]),
-                                 t([[0.5]]), vocab_size=3, fill=-100.0)
+    target = L.lco_target_logits(
+        t([[[2.0, 1.0]]]), torch.tensor([[[0, 1]]]), torch.tensor([[1]]), t([[0.5]]), vocab_size=3, fill=-100.0
+    )
     assert target[0, 0].tolist() == pytest.approx([2.0, 1.5, -100.0])
     q0 = 1 / (1 + math.exp(-0.5))
     q1 = 1 - q0
@@ -189,7 +191,7 @@ def test_ppo_clip_surrogate_is_not_convex_inside_the_band(adv):
         z0 = z_old + 0.01 * torch.randn(V, generator=g, dtype=torch.float64)
         old_logp = torch.log_softmax(z_old, -1)[A_IDX].view(1, 1)
 
-        def ppo(z):
+        def ppo(z, old_logp=old_logp):
             logp = torch.log_softmax(z, -1)[A_IDX].view(1, 1)
             return L.clipped_pg_loss(logp, old_logp, torch.full((1, 1), adv, dtype=torch.float64), one, 0.2)[0]
 

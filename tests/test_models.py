@@ -30,7 +30,8 @@ def test_rollout_batch_is_group_major_masked_and_scored_on_policy(exp_factory):
     torch.manual_seed(0)
     model, tok = models.prepare(*models.build_tiny(exp.model, seed=0), exp.model, exp.hardware)
     engine = make_engine(RolloutConfig(max_batch_size=3), model, tok, exp.hardware)
-    prompts = [models.encode_prompt(tok, [{"role": "user", "content": q}], True) for q in ["1 + 1", "Calculate 22 + 9."]]
+    questions = ["1 + 1", "Calculate 22 + 9."]
+    prompts = [models.encode_prompt(tok, [{"role": "user", "content": q}], True) for q in questions]
     batch = engine.generate(prompts, n=3, max_new_tokens=7, keep_top_k=4)
     N, T = batch.mask.shape
     assert N == 6 and T <= 7 and batch.old_topk_values.shape == (6, T, 4)
@@ -74,7 +75,7 @@ def test_warm_up_is_cached_and_reused(exp_factory):
     assert stats["warmup/cached"] == 0.0 and stats["warmup/steps"] == 3
     second, _, stats2 = load_policy(exp, task, train)
     assert stats2 == {"warmup/cached": 1.0}
-    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     init, _ = models.build_tiny(exp.model, exp.seed)
     assert not torch.equal(init.state_dict()["lm_head.weight"], first.state_dict()["lm_head.weight"])

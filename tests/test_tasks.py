@@ -82,9 +82,21 @@ def test_extract_and_gold_formats():
 def test_reasoning_gym_source_and_held_out_overlap_removed():
     cfg = TaskConfig(
         name="math",
-        train=DataSourceConfig(kind=SourceKind.reasoning_gym, name="basic_arithmetic", size=300, seed=0,
-                               options={"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2,
-                                        "operators": ["+"], "allow_parentheses": False, "allow_negation": False}),
+        train=DataSourceConfig(
+            kind=SourceKind.reasoning_gym,
+            name="basic_arithmetic",
+            size=300,
+            seed=0,
+            options={
+                "min_terms": 2,
+                "max_terms": 2,
+                "min_digits": 1,
+                "max_digits": 2,
+                "operators": ["+"],
+                "allow_parentheses": False,
+                "allow_negation": False,
+            },
+        ),
     )
     cfg.benchmarks = {"held": DataSourceConfig(**{**cfg.train.__dict__, "seed": 10_000, "size": 200})}
     task = make_task(cfg)
@@ -102,8 +114,9 @@ def test_reasoning_gym_source_and_held_out_overlap_removed():
 def test_local_jsonl_source_and_bad_rows(tmp_path):
     good = tmp_path / "good.jsonl"
     good.write_text("\n".join(json.dumps({"q": f"what is {i}+1?", "a": f"x\n#### {i + 1}"}) for i in range(3)))
-    src = DataSourceConfig(kind=SourceKind.local, name=str(good), question_field="q", answer_field="a",
-                           answer_format=AnswerFormat.gsm8k)
+    src = DataSourceConfig(
+        kind=SourceKind.local, name=str(good), question_field="q", answer_field="a", answer_format=AnswerFormat.gsm8k
+    )
     rows = TASK.load(src)
     assert [r.answer for r in rows] == ["1", "2", "3"]
 

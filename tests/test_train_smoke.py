@@ -23,11 +23,19 @@ VARIANTS = [
     ["algorithm=lco", "algorithm.loss=mse"],
     ["algorithm=lco", "algorithm.loss=lch"],
     ["algorithm=lco", "algorithm.loss=kld", "algorithm.anchor=current", "algorithm.top_k=null"],
-    ["algorithm=lco", "algorithm.group_size=2", "algorithm.baseline=group_norm",
-     "algorithm.reset_optimizer_each_iteration=true"],
+    [
+        "algorithm=lco",
+        "algorithm.group_size=2",
+        "algorithm.baseline=group_norm",
+        "algorithm.reset_optimizer_each_iteration=true",
+    ],
     ["algorithm=grpo"],
-    ["algorithm=grpo", "algorithm.loss_agg=seq_mean_token_sum_norm", "algorithm.max_grad_norm=0.5",
-     "algorithm.minibatches=2"],
+    [
+        "algorithm=grpo",
+        "algorithm.loss_agg=seq_mean_token_sum_norm",
+        "algorithm.max_grad_norm=0.5",
+        "algorithm.minibatches=2",
+    ],
 ]
 
 
@@ -51,7 +59,8 @@ def test_two_step_run_updates_the_policy_and_logs_finite_metrics(overrides, exp_
     run.finish()
 
     assert set(final) >= {"eval/math/arithmetic/accuracy"}
-    assert json.loads((tmp_path / "run" / "config_resolved.json").read_text())["algorithm"]["name"] == exp.algorithm.name
+    resolved = json.loads((tmp_path / "run" / "config_resolved.json").read_text())
+    assert resolved["algorithm"]["name"] == exp.algorithm.name
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     train_records = [r for r in records if "train/loss" in r]
     assert [r["step"] for r in train_records] == [1, 2]
@@ -60,8 +69,17 @@ def test_two_step_run_updates_the_policy_and_logs_finite_metrics(overrides, exp_
         for key, value in record.items():
             assert isinstance(value, (int, float)) and math.isfinite(value), f"{key}={value!r} at step {record['step']}"
             assert documented(key, glossary), f"metric {key!r} is missing from the README glossary"
-    for key in ["train/grad_norm", "train/entropy", "train/sampled_prob", "train/kl_ref", "train/kl_behaviour",
-                "rollout/reward_mean", "rollout/truncation_rate", "perf/time_update_s", "perf/update_tokens_per_s"]:
+    for key in [
+        "train/grad_norm",
+        "train/entropy",
+        "train/sampled_prob",
+        "train/kl_ref",
+        "train/kl_behaviour",
+        "rollout/reward_mean",
+        "rollout/truncation_rate",
+        "perf/time_update_s",
+        "perf/update_tokens_per_s",
+    ]:
         assert key in train_records[0], key
     assert 0 < train_records[0]["rollout/reward_mean"] < 1
     if "algorithm=grpo" in overrides:

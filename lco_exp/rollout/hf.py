@@ -13,7 +13,7 @@ from transformers import GenerationConfig
 
 from lco_exp.batch import RolloutBatch
 from lco_exp.config import HardwareConfig, RolloutConfig
-from lco_exp.models import eos_ids, response_logits, torch_dtype
+from lco_exp.models import autocast, eos_ids, response_logits
 
 
 class HFEngine:
@@ -21,11 +21,6 @@ class HFEngine:
         self.model, self.tokenizer, self.cfg, self.hw = model, tokenizer, cfg, hw
         self.eos = eos_ids(model, tokenizer)
         self.pad = tokenizer.pad_token_id
-
-    def _autocast(self):
-        dtype = torch_dtype(self.hw.compute_dtype.value)
-        enabled = dtype != torch_dtype(self.hw.param_dtype.value)
-        return torch.autocast(self.hw.device.value, dtype=dtype, enabled=enabled)
 
     @torch.no_grad()
     def generate(
@@ -58,7 +53,7 @@ class HFEngine:
         was_training = self.model.training
         self.model.eval()
         chunks = []
-        with self._autocast():
+        with autocast(self.hw):
             for s in range(0, len(rows), self.cfg.max_batch_size):
                 ids = tokens[s : s + self.cfg.max_batch_size].to(device)
                 am = prompt_mask[s : s + self.cfg.max_batch_size].to(device)
@@ -95,10 +90,11 @@ class HFEngine:
         device = self.hw.device.value
         logps, sampled, values, indices = [], [], [], []
         mb = self.hw.micro_batch_size
-        with self._autocast():
+        with autocast(self.hw):
             for s in range(0, len(batch), mb):
                 tok = batch.tokens[s : s + mb].to(device)
-                logits = response_logits(self.model, tok, batch.attention_mask[s : s + mb].to(device), batch.prompt_width)
+                am = batch.attention_mask[s : s + mb].to(device)
+                logits = response_logits(self.model, tok, am, batch.prompt_width)
                 logits = logits.float()
                 resp = tok[:, batch.prompt_width :]
                 logps.append(torch.log_softmax(logits, -1).gather(-1, resp.unsqueeze(-1)).squeeze(-1).cpu())
@@ -117,5 +113,5 @@ class HFEngine:
         """Response texts, special tokens (EOS, padding) dropped."""
         return [
             self.tokenizer.decode(row[m.bool()].tolist(), skip_special_tokens=True)
-            for row, m in zip(batch.response, batch.mask)
+            for row, m in zip(batch.response, batch.mask, strict=True)
         ]

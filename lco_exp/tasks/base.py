@@ -7,9 +7,10 @@ all three become the same list of ``Example``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from lco_exp.config import DataSourceConfig, SourceKind
 
@@ -23,7 +24,7 @@ class Example:
     id: str
     question: str
     answer: str  # the gold final answer the verifier compares against
-    solution: Optional[str] = None  # a worked solution, used as SFT target when the template asks for it
+    solution: str | None = None  # a worked solution, used as SFT target when the template asks for it
 
 
 def _gym_rows(src: DataSourceConfig) -> list[dict[str, Any]]:
@@ -80,7 +81,7 @@ def load_rows(src: DataSourceConfig) -> list[dict[str, Any]]:
     return rows[: src.limit] if src.limit is not None else rows
 
 
-def load_examples(src: DataSourceConfig, gold: Callable[[str], Optional[str]]) -> list[Example]:
+def load_examples(src: DataSourceConfig, gold: Callable[[str], str | None]) -> list[Example]:
     """Rows of ``src`` as Examples; ``gold`` turns the raw answer field into the final answer (None: unusable)."""
     examples = []
     for i, row in enumerate(load_rows(src)):

@@ -9,7 +9,6 @@ suffix of the text, numbers are compared with ``float``, and anything else goes 
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 from lco_exp.config import AnswerFormat, DataSourceConfig, TaskConfig
 from lco_exp.tasks.base import DataError, Example, load_examples
@@ -19,7 +18,7 @@ _HASHES = re.compile(r"####\s*([^\n]+)")
 _MAX_ANSWER_CHARS = 200  # longer extracted answers are not graded (0.0): no real final answer is that long
 
 
-def last_boxed(text: str) -> Optional[str]:
+def last_boxed(text: str) -> str | None:
     """Contents of the last \\boxed{...} (or \\fbox{...}) with balanced braces, or None."""
     start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
     if start < 0:
@@ -36,7 +35,7 @@ def last_boxed(text: str) -> Optional[str]:
     return None
 
 
-def extract_answer(text: str) -> Optional[str]:
+def extract_answer(text: str) -> str | None:
     """Final answer of a completion: the last \\boxed{}, else what follows '####', else the last number."""
     boxed = last_boxed(text)
     if boxed is not None:
@@ -48,7 +47,7 @@ def extract_answer(text: str) -> Optional[str]:
     return numbers[-1] if numbers else None
 
 
-def _as_number(s: str) -> Optional[float]:
+def _as_number(s: str) -> float | None:
     s = s.strip().rstrip(".").replace("$", "").replace("\\%", "").replace("%", "").strip()
     if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", s):
         s = s.replace(",", "")
@@ -58,7 +57,7 @@ def _as_number(s: str) -> Optional[float]:
         return None
 
 
-def gold_answer(raw: str, fmt: AnswerFormat) -> Optional[str]:
+def gold_answer(raw: str, fmt: AnswerFormat) -> str | None:
     """The final answer inside a data set's answer field."""
     if fmt == AnswerFormat.gsm8k:
         found = _HASHES.findall(raw)
@@ -100,7 +99,7 @@ class MathTask:
     def load_train(self) -> list[Example]:
         return self.load(self.cfg.train)
 
-    def load_benchmarks(self, train: list[Example], limit: Optional[int] = None) -> dict[str, list[Example]]:
+    def load_benchmarks(self, train: list[Example], limit: int | None = None) -> dict[str, list[Example]]:
         """Held-out sets; with ``exclude_train_overlap`` any row whose question is in ``train`` is dropped."""
         seen = {ex.question for ex in train} if self.cfg.exclude_train_overlap else set()
         out = {}
@@ -119,7 +118,7 @@ class MathTask:
         """The supervised target for warm-up / SFT."""
         return self.cfg.completion_template.format(answer=ex.answer, solution=ex.solution or ex.answer)
 
-    def extract(self, text: str) -> Optional[str]:
+    def extract(self, text: str) -> str | None:
         return extract_answer(text[-self.cfg.max_output_chars :])
 
     def reward(self, ex: Example, text: str) -> float:
