@@ -169,10 +169,18 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
     use_chat = exp.model.use_chat_template
     encode = {ex.id: models.encode_prompt(tok, task.messages(ex), use_chat) for ex in train_set}
 
+    start_scores: dict[tuple[str, str], float] = {}  # (benchmark, id) -> score at step 0, for paired changes
+
     def run_eval(step: int) -> dict[str, float]:
         start = time.perf_counter()
         metrics, samples = evaluate(engine, task, benchmarks, use_chat, exp.task.max_new_tokens)
         metrics["perf/time_eval_s"] = time.perf_counter() - start
+        if not start_scores:
+            start_scores.update({(s["benchmark"], s["id"]): s["score"] for s in samples})
+        for name in benchmarks:
+            pairs = [(start_scores[(s["benchmark"], s["id"])], s["score"]) for s in samples if s["benchmark"] == name]
+            metrics[f"eval/{task.cfg.name}/{name}/gained"] = float(sum(a < b for a, b in pairs))
+            metrics[f"eval/{task.cfg.name}/{name}/lost"] = float(sum(a > b for a, b in pairs))
         out = run.dir / "eval" / f"step_{step:06d}.jsonl"
         out.parent.mkdir(exist_ok=True)
         out.write_text("".join(json.dumps(s) + "\n" for s in samples))

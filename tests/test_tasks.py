@@ -104,6 +104,7 @@ def test_reasoning_gym_source_and_held_out_overlap_removed():
     held = task.load_benchmarks(train)["held"]
     assert len(train) == 300 and 0 < len(held) < 200  # small sums collide: some held-out rows are dropped
     assert not {e.question for e in held} & {e.question for e in train}
+    assert len({e.question for e in held}) == len(held)  # each held-out question once
     e = train[0]
     assert task.reward(e, e.answer) == 1.0 and task.completion(e) == e.answer
     cfg.benchmarks = {"same": cfg.train}

@@ -100,11 +100,12 @@ class MathTask:
         return self.load(self.cfg.train)
 
     def load_benchmarks(self, train: list[Example], limit: int | None = None) -> dict[str, list[Example]]:
-        """Held-out sets; with ``exclude_train_overlap`` any row whose question is in ``train`` is dropped."""
+        """Held-out sets, each question once; with ``exclude_train_overlap`` questions in ``train`` are dropped."""
         seen = {ex.question for ex in train} if self.cfg.exclude_train_overlap else set()
         out = {}
         for name, src in self.cfg.benchmarks.items():
-            rows = [ex for ex in self.load(src) if ex.question not in seen]
+            unique = {ex.question: ex for ex in reversed(self.load(src))}  # first occurrence of each question wins
+            rows = [ex for ex in reversed(unique.values()) if ex.question not in seen]
             if not rows:
                 raise DataError(f"task.benchmarks.{name}: no rows left after removing questions seen in training")
             out[name] = rows[:limit] if limit is not None else rows
