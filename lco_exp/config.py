@@ -252,7 +252,7 @@ class ExperimentConfig:
     eval_every: int = 0  # evaluate every N steps (0: only before and after training)
     eval_limit: int | None = None  # cap rows per benchmark
     reference_kl_metric: bool = True  # keep a frozen reference to log KL(pi_theta || pi_ref) for every algorithm
-    cache_dir: str = "~/.cache/lco_exp"  # warm-started and converted models
+    cache_dir: str = "${oc.env:LCO_EXP_CACHE,'~/.cache/lco_exp'}"  # warm-started and converted models
     save_final_policy: bool = True  # save_pretrained into <run dir>/final_policy (loads with from_pretrained)
     algorithm: AlgorithmConfig = MISSING
     task: TaskConfig = MISSING

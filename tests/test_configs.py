@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -94,4 +92,10 @@ def test_validate_names_the_key(overrides, message):
 def test_group_schemas_are_typed():
     exp = OmegaConf.to_object(compose_cfg(["algorithm=grpo"]))
     assert isinstance(exp.algorithm, GRPOConfig) and exp.algorithm.group_size == 4
-    assert Path(CONF_DIR / "train.yaml").is_file()
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("LCO_EXP_CACHE", str(tmp_path))
+    assert OmegaConf.to_object(compose_cfg([])).cache_dir == str(tmp_path)
+    monkeypatch.delenv("LCO_EXP_CACHE")
+    assert OmegaConf.to_object(compose_cfg([])).cache_dir == "~/.cache/lco_exp"
