@@ -247,7 +247,10 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
     return after
 
 
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # absolute: works for `python -m` and the console script
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     exp: ExperimentConfig = OmegaConf.to_object(cfg)  # typed from here on
     validate(exp)  # fail before any data or model loads
