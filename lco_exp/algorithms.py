@@ -24,6 +24,16 @@ def needs_reference(algo: AlgorithmConfig) -> bool:
     raise TypeError(f"no reference rule for {type(algo).__name__}")
 
 
+def resets_optimizer(algo: AlgorithmConfig) -> bool:
+    """Whether the optimizer state is re-created before every iteration's update."""
+    match algo:
+        case LCOConfig():
+            return algo.reset_optimizer_each_iteration  # the authors' LCO trainer re-creates Adam (paper-notes 3.4)
+        case GRPOConfig():
+            return False
+    raise TypeError(f"no optimizer-reset rule for {type(algo).__name__}")
+
+
 def behaviour_top_k(algo: AlgorithmConfig) -> int | None:
     """How many behaviour logits per position the rollout must keep: 0 for none, None for the whole vocabulary."""
     match algo:

@@ -21,9 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from lco_exp import models
-from lco_exp.algorithms import behaviour_top_k, compute_advantages, needs_reference, policy_loss
+from lco_exp.algorithms import behaviour_top_k, compute_advantages, needs_reference, policy_loss, resets_optimizer
 from lco_exp.batch import RolloutBatch
-from lco_exp.config import AlgorithmConfig, ExperimentConfig, HardwareConfig, LCOConfig, register_configs, validate
+from lco_exp.config import AlgorithmConfig, ExperimentConfig, HardwareConfig, register_configs, validate
 from lco_exp.evaluate import evaluate
 from lco_exp.losses import agg_count, entropy, kl_k3, masked_mean, token_logprobs
 from lco_exp.rollout import make_engine
@@ -223,7 +223,7 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
                 batch.ref_logp = reference_logprobs(ref, batch, hw)
         # 3. advantages, 4. update
         batch.adv = compute_advantages(batch, algo)
-        if isinstance(algo, LCOConfig) and algo.reset_optimizer_each_iteration:
+        if resets_optimizer(algo):
             opt = make_optimizer(policy, algo)
         with timed(timings, "update"):
             stats = update(policy, opt, batch, algo, hw)

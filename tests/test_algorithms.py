@@ -6,7 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lco_exp.algorithms import behaviour_top_k, compute_advantages, needs_reference, policy_loss
+from lco_exp.algorithms import behaviour_top_k, compute_advantages, needs_reference, policy_loss, resets_optimizer
 from lco_exp.batch import RolloutBatch
 
 from .conftest import compose_cfg
@@ -42,7 +42,7 @@ def fake_batch(k: int) -> RolloutBatch:
 def test_every_algorithm_has_a_branch(algorithm):
     algo = OmegaConf.to_object(compose_cfg([f"algorithm={algorithm}"])).algorithm
     algo.group_size = 2  # N = 4 rows: two groups of two
-    assert isinstance(needs_reference(algo), bool)
+    assert isinstance(needs_reference(algo), bool) and isinstance(resets_optimizer(algo), bool)
     k = behaviour_top_k(algo) or V
     batch, logits = fake_batch(k)
     batch.adv = compute_advantages(batch, algo)
