@@ -62,11 +62,11 @@ class AlgorithmConfig:
     name: str = MISSING
     lr: float = 1e-5
     weight_decay: float = 0.0
-    group_size: int = 1  # completions sampled per prompt (G)
-    epochs: int = 1  # passes over each rollout batch
+    group_size: int = 1  # completions sampled per prompt (G); LCO: 1, as in the authors' scripts (5.5)
+    epochs: int = 1  # passes over each rollout batch (paper-notes 3.4: one inner epoch)
     minibatches: int = 1  # optimizer steps per epoch; the batch is split evenly
-    max_grad_norm: float | None = None  # None: no clipping (the norm is still logged)
-    loss_agg: LossAgg = LossAgg.token_mean
+    max_grad_norm: float | None = None  # None: no clipping (the norm is still logged); paper-notes 3.4: none
+    loss_agg: LossAgg = LossAgg.token_mean  # assumed: token mean (DAPO); the authors' choice is not recorded
 
 
 @dataclass
@@ -158,6 +158,8 @@ class ModelSource(Enum):
 
 @dataclass
 class TinyModelConfig:
+    """About 3.2M parameters at these sizes: the model shape of the TRL peer run (reference/peer-baseline.md)."""
+
     hidden_size: int = 256
     num_layers: int = 4
     num_heads: int = 4

@@ -7,11 +7,32 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from lco_exp.config import ConfigError, ExperimentConfig, GRPOConfig, LCOConfig, validate
+from lco_exp.config import (
+    AlgorithmConfig,
+    ConfigError,
+    ExperimentConfig,
+    GRPOConfig,
+    HardwareConfig,
+    LCOConfig,
+    LoggerConfig,
+    ModelConfig,
+    RolloutConfig,
+    TaskConfig,
+    validate,
+)
+from lco_exp.tasks import TASKS
 
 from .conftest import CONF_DIR, compose_cfg
 
-GROUPS = ["algorithm", "task", "model", "rollout", "hardware", "logger"]
+SCHEMAS = {
+    "algorithm": AlgorithmConfig,
+    "task": TaskConfig,
+    "model": ModelConfig,
+    "rollout": RolloutConfig,
+    "hardware": HardwareConfig,
+    "logger": LoggerConfig,
+}
+GROUPS = list(SCHEMAS)
 
 
 def options(group: str) -> list[str]:
@@ -27,7 +48,11 @@ def test_every_group_option_composes_to_its_schema(group, option):
     exp = OmegaConf.to_object(cfg)
     assert isinstance(exp, ExperimentConfig)
     section = getattr(exp, group)
-    assert type(section).__name__.endswith("Config")
+    assert isinstance(section, SCHEMAS[group])
+    if group in ("model", "algorithm"):
+        assert section.name == option
+    if group == "task":
+        assert section.name in TASKS  # several sources (math, math_gsm8k, ...) share one task's reward
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
