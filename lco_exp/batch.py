@@ -24,6 +24,8 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
+from lco_exp.losses import token_logprobs, upcast
+
 
 @dataclass
 class RolloutBatch:
@@ -56,6 +58,28 @@ class RolloutBatch:
             out[f.name] = v[idx] if isinstance(v, Tensor) else v
         return replace(self, **out)
 
+    def with_behaviour(self, logits: Tensor, keep_top_k: int | None) -> RolloutBatch:
+        """This batch with the behaviour fields taken from ``logits``, (N, T, V) at its response positions."""
+        return replace(self, **behaviour_fields(logits, self.response, keep_top_k))
+
     def to(self, device: torch.device | str) -> RolloutBatch:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         return replace(self, **{k: v.to(device) if isinstance(v, Tensor) else v for k, v in out.items()})
+
+
+@torch.no_grad()
+def behaviour_fields(logits: Tensor, response: Tensor, keep_top_k: int | None) -> dict[str, Tensor]:
+    """The behaviour policy's quantities from its logits: old_logp, old_logit_sampled and, unless
+    ``keep_top_k == 0``, the top-K logits and their ids (K = whole vocabulary when None).
+
+    (N, T, V) logits and (N, T) response ids -> tensors on the logits' device, float32 or wider.
+    """
+    logits = upcast(logits.detach())
+    out = {
+        "old_logp": token_logprobs(logits, response),
+        "old_logit_sampled": logits.gather(-1, response.unsqueeze(-1)).squeeze(-1),
+    }
+    if keep_top_k != 0:
+        k = min(keep_top_k or logits.shape[-1], logits.shape[-1])
+        out["old_topk_values"], out["old_topk_indices"] = logits.topk(k, dim=-1)
+    return out

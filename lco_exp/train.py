@@ -86,8 +86,18 @@ def update(policy, opt, batch: RolloutBatch, algo: AlgorithmConfig, hw: Hardware
 
     Micro-batch losses are weighted by their share of the minibatch's aggregation denominator, so the gradient
     is the same for any ``hardware.micro_batch_size`` (hardware changes speed, never the objective).
+
+    A batch without behaviour fields (an unscored rollout) is allowed only for a single pass: the policy has not
+    changed since it sampled the batch, so its forward here *is* the behaviour policy's, and the fields are taken
+    from it instead of from a second, identical forward pass.
     """
+    if batch.old_logp is None and algo.epochs * algo.minibatches > 1:
+        raise ValueError(
+            "the rollout was not scored, but the update makes "
+            f"{algo.epochs} epochs x {algo.minibatches} minibatches: later passes need the behaviour fields"
+        )
     agg = algo.loss_agg.value
+    keep_top_k = behaviour_top_k(algo)
     params = [p for p in policy.parameters() if p.requires_grad]
     sums: dict[str, float] = defaultdict(float)
     n_steps = skipped = 0
@@ -102,6 +112,8 @@ def update(policy, opt, batch: RolloutBatch, algo: AlgorithmConfig, hw: Hardware
                 micro = minibatch.select(micro_idx).to(hw.device.value)
                 with models.autocast(hw):
                     logits = models.response_logits(policy, micro.tokens, micro.attention_mask, micro.prompt_width)
+                if micro.old_logp is None:  # single on-policy pass: this forward is the behaviour policy's
+                    micro = micro.with_behaviour(logits, keep_top_k)
                 loss, stats = policy_loss(logits, micro, algo)
                 weight = agg_count(micro.mask, agg) / total
                 (loss * weight).backward()
@@ -206,12 +218,13 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
                 order, cursor = torch.randperm(len(train_set)).tolist(), 0
             examples.append(train_set[order[cursor]])
             cursor += 1
-        with timed(timings, "rollout"):
+        with timed(timings, "rollout"):  # a single-pass update takes the behaviour fields from its own forward
             batch = engine.generate(
                 [encode[ex.id] for ex in examples],
                 n=algo.group_size,
                 max_new_tokens=exp.task.max_new_tokens,
                 keep_top_k=behaviour_top_k(algo),
+                score=algo.epochs * algo.minibatches > 1,
             )
         # 2. reward every completion
         with timed(timings, "reward"):

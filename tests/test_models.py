@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+
+import pytest
 import torch
 
 from lco_exp import models
+from lco_exp.algorithms import behaviour_top_k, compute_advantages
 from lco_exp.config import RolloutConfig
 from lco_exp.losses import token_logprobs
 from lco_exp.rollout import make_engine
 from lco_exp.tasks import make_task
-from lco_exp.train import load_policy
+from lco_exp.train import load_policy, update
 
 
 def test_local_directory_loads_through_the_hub_code_path(exp_factory, tmp_path):
@@ -82,3 +86,43 @@ def test_warm_up_is_cached_and_reused(exp_factory):
     exp.seed += 1  # a different seed is a different warm-start, not a cache hit
     _, _, stats3 = load_policy(exp, task, train)
     assert stats3["warmup/cached"] == 0.0
+
+
+@pytest.mark.parametrize("algorithm", ["lco", "grpo"])
+def test_single_pass_update_needs_no_scoring_pass(algorithm, exp_factory):
+    """An unscored rollout updated in one pass gives the same step as a scored one: the update's own forward
+    supplies the behaviour fields, so the rollout's scoring pass would only repeat it."""
+    exp = exp_factory(f"algorithm={algorithm}", "algorithm.group_size=2", "hardware.micro_batch_size=3")
+    algo = exp.algorithm
+    model, tok = models.prepare(*models.build_tiny(exp.model, seed=0), exp.model, exp.hardware)
+    engine = make_engine(RolloutConfig(), model, tok, exp.hardware)
+    prompts = [models.encode_prompt(tok, [{"role": "user", "content": q}], True) for q in ["1 + 2", "Calculate 3 - 9."]]
+    torch.manual_seed(0)
+    unscored = engine.generate(prompts, n=2, max_new_tokens=6, keep_top_k=behaviour_top_k(algo), score=False)
+    assert unscored.old_logp is None
+    scored = engine._score(unscored, behaviour_top_k(algo))
+    for batch in (unscored, scored):
+        batch.rewards = torch.tensor([1.0, 0.0, 0.0, 1.0])
+        batch.ref_logp = scored.old_logp - 0.05  # any fixed reference
+        batch.adv = compute_advantages(batch, algo)
+    deltas = []
+    for batch in (unscored, scored):
+        policy = copy.deepcopy(model)
+        before = [p.detach().clone() for p in policy.parameters()]
+        torch.manual_seed(1)  # same minibatch permutation
+        update(policy, torch.optim.SGD(policy.parameters(), lr=1.0), batch, algo, exp.hardware)
+        deltas.append([p.detach() - b for p, b in zip(policy.parameters(), before, strict=True)])
+    assert any(d.abs().max() > 0 for d in deltas[0])
+    for a, b in zip(*deltas, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_unscored_rollout_is_refused_for_multi_pass_updates(exp_factory):
+    exp = exp_factory("algorithm=grpo", "algorithm.group_size=2", "algorithm.minibatches=2")
+    model, tok = models.prepare(*models.build_tiny(exp.model, seed=0), exp.model, exp.hardware)
+    engine = make_engine(RolloutConfig(), model, tok, exp.hardware)
+    batch = engine.generate([[1, 40, 41], [1, 42]], n=2, max_new_tokens=4, score=False)
+    batch.rewards, batch.ref_logp = torch.ones(4), torch.zeros_like(batch.mask)
+    batch.adv = compute_advantages(batch, exp.algorithm)
+    with pytest.raises(ValueError, match="later passes need the behaviour fields"):
+        update(model, torch.optim.SGD(model.parameters(), lr=1.0), batch, exp.algorithm, exp.hardware)

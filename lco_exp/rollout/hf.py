@@ -1,17 +1,20 @@
-"""Rollout with transformers ``generate`` (batched, KV cache), then one no-grad scoring pass.
+"""Rollout with transformers ``generate`` (batched, KV cache), then, when asked, one no-grad scoring pass.
 
 The scoring pass runs the policy over the finished sequences with ``models.response_logits``, the same function
 the update uses, so behaviour log-probs match the trainer's exactly on-policy (the ratio is 1 at the first
 update; see anchors.md section 4.2 on rollout/trainer mismatch). It also keeps the top-K behaviour logits LCO
-needs without ever holding (N, T, V) for the whole batch.
+needs without ever holding (N, T, V) for the whole batch. When the update makes a single pass, the trainer
+skips it and takes the same fields from its own first forward (``train.update``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from transformers import GenerationConfig
 
-from lco_exp.batch import RolloutBatch
+from lco_exp.batch import RolloutBatch, behaviour_fields
 from lco_exp.config import HardwareConfig, RolloutConfig
 from lco_exp.models import autocast, eos_ids, response_logits
 
@@ -80,34 +83,22 @@ class HFEngine:
             truncated=truncated,
         )
         if score:
-            self._score(batch, keep_top_k)
+            batch = self._score(batch, keep_top_k)
         self.model.train(was_training)
         return batch
 
     @torch.no_grad()
-    def _score(self, batch: RolloutBatch, keep_top_k: int | None) -> None:
-        """Fill old_logp, old_logit_sampled and (if asked) the top-K behaviour logits, in micro-batches."""
-        device = self.hw.device.value
-        logps, sampled, values, indices = [], [], [], []
-        mb = self.hw.micro_batch_size
+    def _score(self, batch: RolloutBatch, keep_top_k: int | None) -> RolloutBatch:
+        """The batch with its behaviour fields (``batch.behaviour_fields``) filled, in micro-batches."""
+        device, mb = self.hw.device.value, self.hw.micro_batch_size
+        parts = []
         with autocast(self.hw):
             for s in range(0, len(batch), mb):
                 tok = batch.tokens[s : s + mb].to(device)
                 am = batch.attention_mask[s : s + mb].to(device)
                 logits = response_logits(self.model, tok, am, batch.prompt_width)
-                logits = logits.float()
-                resp = tok[:, batch.prompt_width :]
-                logps.append(torch.log_softmax(logits, -1).gather(-1, resp.unsqueeze(-1)).squeeze(-1).cpu())
-                sampled.append(logits.gather(-1, resp.unsqueeze(-1)).squeeze(-1).cpu())
-                if keep_top_k != 0:
-                    k = keep_top_k or logits.shape[-1]
-                    v, i = logits.topk(min(k, logits.shape[-1]), dim=-1)
-                    values.append(v.cpu())
-                    indices.append(i.cpu())
-        batch.old_logp = torch.cat(logps)
-        batch.old_logit_sampled = torch.cat(sampled)
-        if values:
-            batch.old_topk_values, batch.old_topk_indices = torch.cat(values), torch.cat(indices)
+                parts.append(behaviour_fields(logits, tok[:, batch.prompt_width :], keep_top_k))
+        return replace(batch, **{k: torch.cat([p[k].cpu() for p in parts]) for k in parts[0]})
 
     def decode(self, batch: RolloutBatch) -> list[str]:
         """Response texts, special tokens (EOS, padding) dropped."""
