@@ -12,7 +12,12 @@
 | old_logit_sampled | (N, T) | behaviour logit of the sampled token (LCO-MSE/LCH anchor) |
 | ref_logp | (N, T) | log pi_ref(token) under the frozen reference, when one is kept |
 | rewards | (N,) | one scalar per completion from ``task.reward`` |
-| adv | (N, T) | advantages broadcast over response tokens |
+| adv | (N, T) | per-token advantages (broadcast sequence advantages, GAE, or the sampled token's candidate one) |
+| old_values, returns | (N, T) | critic outputs at collection, and GAE returns (PPO) |
+| cand_ids | (N, T, K) | candidate token ids per position (LCO dense_rm / dpo estimators) |
+| cand_scores, cand_adv | (N, T, K) | raw estimator scores at the candidates, and their normalised advantages |
+| old_cand_logits | (N, T, K) | behaviour logits at the candidates (the dense target's anchor) |
+| verifier_logp | (N, T) | the verifier's log-prob of the sampled token (dense_rm agreement rule) |
 
 Rows are group-major: rows [g*G, (g+1)*G) are the G completions of prompt g.
 """
@@ -24,7 +29,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
-from lco_exp.losses import token_logprobs, upcast
+from lco_exp.losses import token_stats, upcast
 
 
 @dataclass
@@ -41,6 +46,13 @@ class RolloutBatch:
     ref_logp: Tensor | None = None
     rewards: Tensor | None = None
     adv: Tensor | None = None
+    old_values: Tensor | None = None
+    returns: Tensor | None = None
+    cand_ids: Tensor | None = None
+    cand_scores: Tensor | None = None
+    cand_adv: Tensor | None = None
+    old_cand_logits: Tensor | None = None
+    verifier_logp: Tensor | None = None
 
     @property
     def response(self) -> Tensor:
@@ -60,7 +72,7 @@ class RolloutBatch:
 
     def with_behaviour(self, logits: Tensor, keep_top_k: int | None) -> RolloutBatch:
         """This batch with the behaviour fields taken from ``logits``, (N, T, V) at its response positions."""
-        return replace(self, **behaviour_fields(logits, self.response, keep_top_k))
+        return replace(self, **behaviour_fields(logits, self.response, keep_top_k, self.cand_ids))
 
     def to(self, device: torch.device | str) -> RolloutBatch:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -68,18 +80,30 @@ class RolloutBatch:
 
 
 @torch.no_grad()
-def behaviour_fields(logits: Tensor, response: Tensor, keep_top_k: int | None) -> dict[str, Tensor]:
-    """The behaviour policy's quantities from its logits: old_logp, old_logit_sampled and, unless
-    ``keep_top_k == 0``, the top-K logits and their ids (K = whole vocabulary when None).
+def behaviour_fields(
+    logits: Tensor, response: Tensor, keep_top_k: int | None, cand_ids: Tensor | None = None
+) -> dict[str, Tensor]:
+    """The behaviour policy's quantities from its logits: old_logp, old_logit_sampled, unless
+    ``keep_top_k == 0`` the top-K logits and their ids (K = whole vocabulary when None), and the logits at
+    ``cand_ids`` when given.
 
     (N, T, V) logits and (N, T) response ids -> tensors on the logits' device, float32 or wider.
     """
-    logits = upcast(logits.detach())
+    logits = logits.detach()
     out = {
-        "old_logp": token_logprobs(logits, response),
-        "old_logit_sampled": logits.gather(-1, response.unsqueeze(-1)).squeeze(-1),
+        "old_logp": token_stats(logits, response, chunk_tokens=1024)["logp"],  # no float32 (N, T, V) copy
+        "old_logit_sampled": upcast(logits.gather(-1, response.unsqueeze(-1)).squeeze(-1)),
     }
     if keep_top_k != 0:
         k = min(keep_top_k or logits.shape[-1], logits.shape[-1])
-        out["old_topk_values"], out["old_topk_indices"] = logits.topk(k, dim=-1)
+        values, indices = logits.topk(k, dim=-1)
+        out["old_topk_values"], out["old_topk_indices"] = upcast(values), indices
+    if cand_ids is not None:
+        out["old_cand_logits"] = upcast(logits.gather(-1, cand_ids.to(logits.device)))
     return out
+
+
+def group_permutation(n_rows: int, group_size: int, generator: torch.Generator | None = None) -> Tensor:
+    """A random order of the rows that keeps each prompt's G completions together and in order. (N,)"""
+    groups = torch.randperm(n_rows // group_size, generator=generator)
+    return (groups[:, None] * group_size + torch.arange(group_size)).reshape(-1)

@@ -47,12 +47,28 @@ class LCOAnchor(Enum):
 
 class LCOEstimator(Enum):
     sparse = "sparse"  # the sequence's rule reward on the sampled token (paper-notes 3.3)
+    dense_rm = "dense_rm"  # log-probs of a verifier LM over its top-k candidate tokens per position (3.3)
+    dpo = "dpo"  # log pi_DPO - log pi_ref over the policy's top-k tokens per position (3.3)
 
 
 class Baseline(Enum):
     none = "none"  # raw reward, as in the authors' math scripts (paper-notes 3.3)
     group_mean = "group_mean"  # subtract the mean of the prompt's group
     group_norm = "group_norm"  # subtract the group mean and divide by the group std
+    batch_mean = "batch_mean"  # subtract the mean reward of the whole rollout batch
+
+
+class KLPenalty(Enum):
+    """Per-token KL estimate folded into PPO's reward, from d = log pi - log pi_ref on the sampled token."""
+
+    abs = "abs"  # |d|, as the authors' PPO script (paper-notes 4)
+    k1 = "k1"  # d (the plain log-ratio, as InstructGPT / TRL)
+    k3 = "k3"  # e^-d + d - 1 (Schulman's k3)
+
+
+class RewardPlacement(Enum):
+    all_tokens = "all_tokens"  # the sequence reward on every response token (the authors' PPO, paper-notes 4)
+    last_token = "last_token"  # only on the final response token (the usual RLHF placement)
 
 
 @dataclass
@@ -88,6 +104,16 @@ class LCOConfig(AlgorithmConfig):
     reward_scale: float = 2.0
     reward_offset: float = 0.5
     reset_optimizer_each_iteration: bool = False  # preface / 3.4: the authors re-create Adam every iteration
+    # Dense estimators (paper-notes 3.3). Any `model` group option can fill these, e.g.
+    # `+model@algorithm.verifier=qwen2.5-0.5b-instruct`; the model must share the policy's tokenizer.
+    candidates_k: int = 5  # 3.3: k = 5 candidate tokens per position for dense_rm / dpo
+    verifier: ModelConfig | None = None  # dense_rm: the token-level verifier LM
+    dpo_model: ModelConfig | None = None  # dpo: the DPO-trained policy
+    dpo_reference: ModelConfig | None = None  # dpo: its reference; null = the initial policy
+    # 3.3: for MSE/LCH with dense_rm, beta x 100 where policy and verifier both give the sampled token
+    # log-prob > -0.02 ("agreement" tokens)
+    agreement_beta_scale: float = 100.0
+    agreement_logp: float = -0.02
 
 
 @dataclass
@@ -100,6 +126,70 @@ class GRPOConfig(AlgorithmConfig):
     clip_eps: float = 0.2  # paper-notes 4: clip 0.2
     kl_coef: float = 0.01  # paper-notes 4: k3 KL coefficient 0.01 in the script
     scale_by_std: bool = True  # False = Dr. GRPO (arXiv 2503.20783)
+    clip_eps_high: float | None = None  # upper clip; null = clip_eps. 0.28 = DAPO's clip-higher (arXiv 2503.14476)
+
+
+@dataclass
+class PPOConfig(AlgorithmConfig):
+    """PPO with a value model and GAE, as the authors' `policy_train_ppo_with_rule_rm.py` (paper-notes 4)."""
+
+    name: str = "ppo"
+    lr: float = 1e-6  # paper-notes 4: actor lr 1e-6
+    clip_eps: float = 0.2  # paper-notes 4: clip 0.2
+    gamma: float = 0.9  # paper-notes 4: GAE gamma 0.9 (script default)
+    lam: float = 0.95  # paper-notes 4: GAE lambda 0.95
+    kl_coef: float = 0.01  # paper-notes 4: -0.01 |log pi - log pi_ref| folded into the per-token reward
+    kl_penalty: KLPenalty = KLPenalty.abs  # paper-notes 4: absolute log-ratio
+    reward_placement: RewardPlacement = RewardPlacement.all_tokens  # paper-notes 4: rewards broadcast to all tokens
+    reward_scale: float = 2.0  # as LCO: the authors' +1/-1 rule reward from our 1/0
+    reward_offset: float = 0.5
+    vf_coef: float = 1.0  # assumed: the critic has its own optimizer, so this only scales its loss
+    value_clip: float | None = 0.2  # assumed: PPO2-style value clipping at the policy's clip range; null = off
+    critic_lr: float = 1e-5  # paper-notes 4: critic lr 1e-5
+    critic_path: str | None = None  # null: the critic starts from the policy (a copy with a zero value head);
+    # else a directory saved by this framework (`critic/`) or any hub id / directory loadable by AutoModel
+    critic_warmup_steps: int = 2  # paper-notes 4: actor lr x 0.01 for the first two iterations
+    critic_warmup_actor_lr_scale: float = 0.01
+    whiten_advantages: bool = True  # assumed: batch-whitened GAE advantages, as TRL and OpenRLHF do
+
+
+@dataclass
+class ReinforceConfig(AlgorithmConfig):
+    """Vanilla policy gradient, -A log pi(a): convex in the logits for A > 0, concave for A < 0 (paper-notes 2.3)."""
+
+    name: str = "reinforce"
+    lr: float = 1e-5  # assumed: LCO's learning rate, so the two differ only in the loss
+    baseline: Baseline = Baseline.none  # none keeps negative advantages (the paper's concave case) via the offset
+    reward_scale: float = 2.0  # +1 / -1 from our 1 / 0, as LCO
+    reward_offset: float = 0.5
+
+
+@dataclass
+class RLOOConfig(AlgorithmConfig):
+    """REINFORCE with a leave-one-out group baseline (Ahmadian et al. 2024, arXiv 2402.14740)."""
+
+    name: str = "rloo"
+    lr: float = 1e-5  # assumed, as REINFORCE
+    group_size: int = 4  # as GRPO (paper-notes 4)
+
+
+@dataclass
+class TPOConfig(AlgorithmConfig):
+    """Target Policy Optimization (Kaddour 2026, arXiv 2604.06159): q_i ~ p_old(y_i) exp(u_i) over each group,
+    fitted by cross-entropy over the group's sequence probabilities."""
+
+    name: str = "tpo"
+    lr: float = 1e-5  # assumed
+    group_size: int = 4  # as GRPO
+    temperature: float = 1.0  # u_i = standardised group reward / temperature (assumed 1)
+
+
+@dataclass
+class SFTConfig(AlgorithmConfig):
+    """Supervised fine-tuning on the task's reference completions: the paper's stable, logit-convex reference."""
+
+    name: str = "sft"
+    lr: float = 1e-5  # assumed: LCO's learning rate
 
 
 # ----------------------------------------------------------------------------------------------- task
@@ -224,6 +314,7 @@ class HardwareConfig:
     param_dtype: DType = DType.float32  # dtype of weights and optimizer state
     compute_dtype: DType = DType.float32  # autocast dtype for forward passes; losses are taken in float32
     micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate over micro-batches
+    loss_chunk_tokens: int = 1024  # tokens per chunk when a loss needs (tokens x vocabulary) temporaries
     num_threads: int | None = None  # torch CPU threads; null keeps torch's default
 
 
@@ -246,6 +337,17 @@ class LoggerConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    """Stability diagnostics logged for every algorithm (README glossary, `train/` keys)."""
+
+    # Every N steps, split the gradient by the sign of each token's advantage (two extra backward passes from the
+    # logit gradient) and measure the logit gradient and directionality; 0 turns the extra passes off.
+    every: int = 1
+    spike_factor: float = 3.0  # a step is an instability event when grad_norm > factor x running median
+    spike_window: int = 20  # steps in the running median (the first `spike_window` steps are never events)
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "default"
     seed: int = 0
@@ -256,6 +358,7 @@ class ExperimentConfig:
     reference_kl_metric: bool = True  # keep a frozen reference to log KL(pi_theta || pi_ref) for every algorithm
     cache_dir: str = "${oc.env:LCO_EXP_CACHE,'~/.cache/lco_exp'}"  # warm-started and converted models
     save_final_policy: bool = True  # save_pretrained into <run dir>/final_policy (loads with from_pretrained)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     algorithm: AlgorithmConfig = MISSING
     task: TaskConfig = MISSING
     model: ModelConfig = MISSING
@@ -269,6 +372,11 @@ def register_configs() -> None:
     cs.store(name="base_train", node=ExperimentConfig)
     cs.store(group="algorithm", name="base_lco", node=LCOConfig)
     cs.store(group="algorithm", name="base_grpo", node=GRPOConfig)
+    cs.store(group="algorithm", name="base_ppo", node=PPOConfig)
+    cs.store(group="algorithm", name="base_reinforce", node=ReinforceConfig)
+    cs.store(group="algorithm", name="base_rloo", node=RLOOConfig)
+    cs.store(group="algorithm", name="base_tpo", node=TPOConfig)
+    cs.store(group="algorithm", name="base_sft", node=SFTConfig)
     cs.store(group="task", name="base_task", node=TaskConfig)
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="rollout", name="base_rollout", node=RolloutConfig)
@@ -278,6 +386,19 @@ def register_configs() -> None:
 
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+
+
+def validate_model(key: str, model: ModelConfig) -> None:
+    if model.source == ModelSource.pretrained:
+        if not model.path:
+            raise ConfigError(f"{key}.path is required for {key}.source=pretrained (a hub id or a local directory)")
+        if not Path(model.path).expanduser().is_dir() and (hub_offline() or model.path.startswith(("/", ".", "~"))):
+            raise ConfigError(
+                f"{key}.path={model.path!r} is not a local directory"
+                + (" and the hub is offline (HF_HUB_OFFLINE=1)" if hub_offline() else "")
+            )
+    if model.source == ModelSource.gguf and not (model.path and model.gguf_file):
+        raise ConfigError(f"{key}.source=gguf needs {key}.path (the package) and {key}.gguf_file")
 
 
 def validate(exp: ExperimentConfig) -> None:
@@ -301,17 +422,36 @@ def validate(exp: ExperimentConfig) -> None:
         raise ConfigError(
             f"algorithm.minibatches={algo.minibatches} must divide prompts_per_step x algorithm.group_size = {n_seqs}"
         )
-    grouped = isinstance(algo, GRPOConfig) or (isinstance(algo, LCOConfig) and algo.baseline != Baseline.none)
-    if grouped and algo.group_size < 2:
+    group_baseline = getattr(algo, "baseline", Baseline.none) in (Baseline.group_mean, Baseline.group_norm)
+    if (isinstance(algo, GRPOConfig | RLOOConfig | TPOConfig) or group_baseline) and algo.group_size < 2:
         raise ConfigError(
-            f"algorithm.group_size={algo.group_size}: {algo.name} with a group baseline needs at least 2 samples "
-            "per prompt"
+            f"algorithm.group_size={algo.group_size}: {algo.name} needs at least 2 samples per prompt "
+            "(its advantages compare the completions of one prompt)"
+        )
+    if isinstance(algo, TPOConfig) and exp.hardware.micro_batch_size % algo.group_size:
+        raise ConfigError(
+            f"hardware.micro_batch_size={exp.hardware.micro_batch_size} must be a multiple of "
+            f"algorithm.group_size={algo.group_size}: the TPO loss normalises over whole groups"
         )
     if isinstance(algo, LCOConfig):
         if algo.beta <= 0 or algo.negative_beta_scale <= 0:
             raise ConfigError("algorithm.beta and algorithm.negative_beta_scale must be > 0")
         if algo.top_k is not None and algo.top_k < 1:
             raise ConfigError(f"algorithm.top_k={algo.top_k}: must be >= 1 or null (full vocabulary)")
+        if algo.estimator == LCOEstimator.dense_rm and algo.verifier is None:
+            raise ConfigError(
+                "algorithm.estimator=dense_rm needs algorithm.verifier: add e.g. +model@algorithm.verifier=tiny"
+            )
+        if algo.estimator == LCOEstimator.dpo and algo.dpo_model is None:
+            raise ConfigError(
+                "algorithm.estimator=dpo needs algorithm.dpo_model: add e.g. +model@algorithm.dpo_model=tiny"
+            )
+        if algo.estimator != LCOEstimator.sparse and algo.candidates_k < 1:
+            raise ConfigError(f"algorithm.candidates_k={algo.candidates_k}: must be >= 1")
+    if isinstance(algo, PPOConfig) and not (0 <= algo.gamma <= 1 and 0 <= algo.lam <= 1):
+        raise ConfigError(f"algorithm.gamma={algo.gamma} and algorithm.lam={algo.lam} must lie in [0, 1]")
+    if exp.diagnostics.every < 0 or exp.diagnostics.spike_window < 1:
+        raise ConfigError("diagnostics.every must be >= 0 and diagnostics.spike_window >= 1")
     if exp.rollout.temperature < 0:
         raise ConfigError(f"rollout.temperature={exp.rollout.temperature}: must be >= 0")
     if not exp.task.benchmarks:
@@ -325,17 +465,15 @@ def validate(exp: ExperimentConfig) -> None:
                 f"{key}.name={src.name!r} is a hub data set but HF_HUB_OFFLINE=1: download it first, or point "
                 f"{key}.kind=local at a file"
             )
-    model = exp.model
-    if model.source == ModelSource.pretrained:
-        if not model.path:
-            raise ConfigError("model.path is required for model.source=pretrained (a hub id or a local directory)")
-        if not Path(model.path).expanduser().is_dir() and (hub_offline() or model.path.startswith(("/", ".", "~"))):
-            raise ConfigError(
-                f"model.path={model.path!r} is not a local directory"
-                + (" and the hub is offline (HF_HUB_OFFLINE=1)" if hub_offline() else "")
-            )
-    if model.source == ModelSource.gguf and not (model.path and model.gguf_file):
-        raise ConfigError("model.source=gguf needs model.path (the package) and model.gguf_file")
+    models = {"model": exp.model}
+    if isinstance(algo, LCOConfig):
+        extra = {"verifier": algo.verifier, "dpo_model": algo.dpo_model, "dpo_reference": algo.dpo_reference}
+        models |= {f"algorithm.{k}": m for k, m in extra.items() if m is not None}
+    for key, model in models.items():
+        validate_model(key, model)
+    if isinstance(algo, PPOConfig) and algo.critic_path and algo.critic_path.startswith(("/", ".", "~")):
+        if not Path(algo.critic_path).expanduser().is_dir():
+            raise ConfigError(f"algorithm.critic_path={algo.critic_path!r} is not a directory")
     if exp.hardware.device == Device.cuda:
         import torch
 

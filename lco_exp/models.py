@@ -154,6 +154,66 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     return ref
 
 
+def load_auxiliary(
+    key: str, cfg: ModelConfig, hw: HardwareConfig, cache_dir: Path, seed: int, policy_tok: PreTrainedTokenizerBase
+) -> torch.nn.Module:
+    """A frozen model from any ``model`` group option (a verifier, a DPO model or its reference), checked to share
+    the policy's vocabulary, since its log-probs are read at the policy's token ids. No warm-up is applied."""
+    base = base_model_dir(cfg, cache_dir)
+    model, tok = prepare(*build_tiny(cfg, seed), cfg, hw) if base is None else load_pretrained(base, cfg, hw)
+    if tok.get_vocab() != policy_tok.get_vocab():
+        raise ValueError(
+            f"{key} ({cfg.name}) has a different vocabulary from the policy's: its token-level scores cannot be "
+            "read at the policy's tokens; choose a model of the same family"
+        )
+    return frozen_copy(model)
+
+
+class ValueModel(torch.nn.Module):
+    """A critic: a transformer backbone and a scalar head, V(s_t) for the state before each response token.
+
+    Written here because transformers has no value-head class for causal LMs; the backbone is any ``AutoModel``,
+    and the head starts at zero so the first values are 0 and the first advantages are the discounted rewards.
+    """
+
+    def __init__(self, backbone: torch.nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.value_head = torch.nn.Linear(backbone.config.hidden_size, 1)
+        torch.nn.init.zeros_(self.value_head.weight)
+        torch.nn.init.zeros_(self.value_head.bias)
+
+    def forward(self, tokens: Tensor, attention_mask: Tensor, prompt_width: int) -> Tensor:
+        """(N, P+T) ids -> (N, T) float32 values, aligned with ``response_logits``."""
+        hidden = self.backbone(
+            input_ids=tokens, attention_mask=attention_mask, position_ids=position_ids(attention_mask), use_cache=False
+        ).last_hidden_state[:, prompt_width - 1 : -1]
+        return self.value_head(hidden.float()).squeeze(-1)
+
+    def save(self, out_dir: Path) -> None:
+        from safetensors.torch import save_file
+
+        self.backbone.save_pretrained(out_dir)
+        head = {k: v.contiguous() for k, v in self.value_head.state_dict().items()}
+        save_file(head, out_dir / "value_head.safetensors")
+
+
+def build_critic(policy: torch.nn.Module, critic_path: str | None, hw: HardwareConfig) -> ValueModel:
+    """The critic: a copy of the policy's backbone (paper-notes 4 initialises it from the policy), or a backbone
+    loaded from ``critic_path`` with its value head when the directory has ``value_head.safetensors``."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    if critic_path is None:
+        critic = ValueModel(copy.deepcopy(getattr(policy, policy.base_model_prefix)))
+    else:
+        critic = ValueModel(AutoModel.from_pretrained(critic_path, dtype=torch_dtype(hw.param_dtype.value)))
+        head = Path(critic_path).expanduser() / "value_head.safetensors"
+        if head.is_file():
+            critic.value_head.load_state_dict(load_file(head))
+    return critic.to(device=hw.device.value, dtype=torch_dtype(hw.param_dtype.value)).train()
+
+
 def eos_ids(model: torch.nn.Module, tok: PreTrainedTokenizerBase) -> list[int]:
     """End-of-response ids: the generation config's (chat models often end turns with their own token)."""
     ids = getattr(model.generation_config, "eos_token_id", None) or tok.eos_token_id

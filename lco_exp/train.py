@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import math
 import random
+import statistics
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -21,13 +23,33 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from lco_exp import models
-from lco_exp.algorithms import behaviour_top_k, compute_advantages, needs_reference, policy_loss, resets_optimizer
-from lco_exp.batch import RolloutBatch
-from lco_exp.config import AlgorithmConfig, ExperimentConfig, HardwareConfig, register_configs, validate
+from lco_exp.algorithms import (
+    actor_lr_scale,
+    behaviour_top_k,
+    compute_advantages,
+    is_supervised,
+    loss_weights,
+    needs_critic,
+    needs_reference,
+    needs_scoring,
+    policy_loss,
+    resets_optimizer,
+    target_logits,
+)
+from lco_exp.batch import RolloutBatch, group_permutation
+from lco_exp.config import (
+    AlgorithmConfig,
+    ExperimentConfig,
+    HardwareConfig,
+    LCOConfig,
+    LCOEstimator,
+    register_configs,
+    validate,
+)
 from lco_exp.evaluate import evaluate
-from lco_exp.losses import agg_count, entropy, kl_k3, masked_mean, token_logprobs
+from lco_exp.losses import kl_k3, masked_mean, token_logprobs, token_stats, upcast, value_loss
 from lco_exp.rollout import make_engine
-from lco_exp.sft import sft_warmup, warmup_key
+from lco_exp.sft import sft_batch, sft_warmup, warmup_key
 from lco_exp.tasks import make_task
 from lco_exp.tracking import Run
 
@@ -71,71 +93,211 @@ def make_optimizer(policy: torch.nn.Module, algo: AlgorithmConfig) -> torch.opti
 
 
 @torch.no_grad()
-def reference_logprobs(ref: torch.nn.Module, batch: RolloutBatch, hw: HardwareConfig) -> torch.Tensor:
-    out = []
+def per_microbatch(batch: RolloutBatch, hw: HardwareConfig, fn) -> dict[str, torch.Tensor]:
+    """``fn(micro_batch_on_device) -> dict of tensors`` over the batch in micro-batches, concatenated on the CPU."""
+    parts = []
     for s in range(0, len(batch), hw.micro_batch_size):
         mb = batch.select(slice(s, s + hw.micro_batch_size)).to(hw.device.value)
         with models.autocast(hw):
-            logits = models.response_logits(ref, mb.tokens, mb.attention_mask, mb.prompt_width)
-        out.append(token_logprobs(logits, mb.response).cpu())
-    return torch.cat(out)
+            parts.append({k: v.cpu() for k, v in fn(mb).items()})
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def update(policy, opt, batch: RolloutBatch, algo: AlgorithmConfig, hw: HardwareConfig) -> dict[str, float]:
+def logits_of(model, mb: RolloutBatch) -> torch.Tensor:
+    return models.response_logits(model, mb.tokens, mb.attention_mask, mb.prompt_width)
+
+
+def reference_fields(ref, batch: RolloutBatch, hw: HardwareConfig) -> dict[str, torch.Tensor]:
+    return per_microbatch(batch, hw, lambda mb: {"ref_logp": token_logprobs(logits_of(ref, mb), mb.response)})
+
+
+def critic_fields(critic, batch: RolloutBatch, hw: HardwareConfig) -> dict[str, torch.Tensor]:
+    return per_microbatch(batch, hw, lambda mb: {"old_values": critic(mb.tokens, mb.attention_mask, mb.prompt_width)})
+
+
+def verifier_fields(verifier, batch: RolloutBatch, hw: HardwareConfig, k: int) -> dict[str, torch.Tensor]:
+    """dense_rm (paper-notes 3.3): the verifier's top-k tokens per position and their log-probs, plus its
+    log-prob of the sampled token (for the agreement rule)."""
+
+    def fn(mb):
+        logp = torch.log_softmax(upcast(logits_of(verifier, mb)), dim=-1)
+        scores, ids = logp.topk(k, dim=-1)
+        sampled = logp.gather(-1, mb.response[..., None])[..., 0]
+        return {"cand_ids": ids, "cand_scores": scores, "verifier_logp": sampled}
+
+    return per_microbatch(batch, hw, fn)
+
+
+def dpo_fields(dpo, dpo_ref, batch: RolloutBatch, hw: HardwareConfig) -> dict[str, torch.Tensor]:
+    """dpo (paper-notes 3.3): log pi_DPO(v) - log pi_ref(v) at the behaviour policy's top-k tokens v."""
+
+    def fn(mb):
+        ids = mb.old_topk_indices
+        d = token_logprobs_at(logits_of(dpo, mb), ids) - token_logprobs_at(logits_of(dpo_ref, mb), ids)
+        return {"cand_ids": ids, "cand_scores": d, "old_cand_logits": mb.old_topk_values}
+
+    return per_microbatch(batch, hw, fn)
+
+
+def token_logprobs_at(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """(N, T, V) logits, (N, T, K) ids -> (N, T, K) log-probs."""
+    return torch.log_softmax(upcast(logits), dim=-1).gather(-1, ids)
+
+
+QKV = ("q_proj", "k_proj", "v_proj")
+
+
+def grad_norm(grads) -> float:
+    """L2 norm over a list of gradient tensors (None entries count as zero)."""
+    norms = [g.detach().float().norm() for g in grads if g is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+@torch.no_grad()
+def logit_diagnostics(logits, g_z, token_w, mask, target_fn, chunk: int) -> dict[str, float]:
+    """Sums over the micro-batch's response tokens of ||d l_t / d z_t|| (the per-token loss's logit gradient,
+    g_z / token weight) and, where the algorithm has a target z*, of the cosine between -g_z and z* - z
+    (both centred over the vocabulary: softmax ignores a constant shift)."""
+    V = logits.shape[-1]
+    flat_z, flat_g = logits.detach().reshape(-1, V), g_z.reshape(-1, V)
+    live = mask.reshape(-1).bool()
+    w = token_w.reshape(-1)
+    norm_sum = cos_sum = 0.0
+    for s in range(0, flat_z.shape[0], chunk):
+        rows = slice(s, s + chunk)
+        keep = live[rows]
+        if not keep.any():
+            continue
+        g = upcast(flat_g[rows][keep])
+        norm_sum += float((g.norm(dim=-1) / w[rows][keep]).sum())
+        if target_fn is not None:
+            gap = target_fn(rows, flat_z[rows])[keep] - upcast(flat_z[rows][keep])
+            gap = gap - gap.mean(-1, keepdim=True)
+            cos_sum += float(torch.nn.functional.cosine_similarity(-(g - g.mean(-1, keepdim=True)), gap, dim=-1).sum())
+    return {"logit_grad_norm": norm_sum, "directionality": cos_sum}
+
+
+def update(
+    policy,
+    opt,
+    batch: RolloutBatch,
+    algo: AlgorithmConfig,
+    hw: HardwareConfig,
+    diagnose: bool = False,
+    critic=None,
+    critic_opt=None,
+) -> dict[str, float]:
     """``algo.epochs`` passes of ``algo.minibatches`` optimizer steps; each minibatch accumulates micro-batches.
 
-    Micro-batch losses are weighted by their share of the minibatch's aggregation denominator, so the gradient
-    is the same for any ``hardware.micro_batch_size`` (hardware changes speed, never the objective).
+    Micro-batch losses are weighted by their share of the minibatch's loss (``algorithms.loss_weights``), so the
+    gradient is the same for any ``hardware.micro_batch_size`` (hardware changes speed, never the objective).
+    Minibatches keep each prompt's group together (TPO's loss is per group).
 
     A batch without behaviour fields (an unscored rollout) is allowed only for a single pass: the policy has not
     changed since it sampled the batch, so its forward here *is* the behaviour policy's, and the fields are taken
     from it instead of from a second, identical forward pass.
+
+    With ``diagnose``, the logit gradient g_z = dL/dz is taken first and pushed through the model three times:
+    masked to positive-advantage tokens, to negative-advantage tokens, and whole (the ordinary backward), giving
+    the two signed gradient norms of paper-notes 6.2 exactly, at the cost of two extra backward passes.
     """
     if batch.old_logp is None and algo.epochs * algo.minibatches > 1:
         raise ValueError(
             "the rollout was not scored, but the update makes "
             f"{algo.epochs} epochs x {algo.minibatches} minibatches: later passes need the behaviour fields"
         )
-    agg = algo.loss_agg.value
     keep_top_k = behaviour_top_k(algo)
-    params = [p for p in policy.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in policy.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    qkv = [i for i, (n, _) in enumerate(named) if any(s in n for s in QKV)]
+    group = algo.group_size if len(batch) % algo.group_size == 0 else 1
     sums: dict[str, float] = defaultdict(float)
     n_steps = skipped = 0
     policy.train()
     for _ in range(algo.epochs):
-        for mb_idx in torch.randperm(len(batch)).chunk(algo.minibatches):
+        for mb_idx in group_permutation(len(batch), group).chunk(algo.minibatches):
             minibatch = batch.select(mb_idx)
-            total = agg_count(minibatch.mask, agg)
+            full_w = loss_weights(minibatch.mask, algo)  # (n, T): each token's weight in the minibatch loss
+            n_tokens = float(minibatch.mask.sum().clamp(min=1))
             opt.zero_grad(set_to_none=True)
+            if critic_opt is not None:
+                critic_opt.zero_grad(set_to_none=True)
+            signed = {"pos": [None] * len(params), "neg": [None] * len(params)}
             step_stats: dict[str, float] = defaultdict(float)
             for micro_idx in torch.arange(len(minibatch)).split(hw.micro_batch_size):
                 micro = minibatch.select(micro_idx).to(hw.device.value)
                 with models.autocast(hw):
-                    logits = models.response_logits(policy, micro.tokens, micro.attention_mask, micro.prompt_width)
+                    logits = logits_of(policy, micro)
                 if micro.old_logp is None:  # single on-policy pass: this forward is the behaviour policy's
                     micro = micro.with_behaviour(logits, keep_top_k)
-                loss, stats = policy_loss(logits, micro, algo)
-                weight = agg_count(micro.mask, agg) / total
-                (loss * weight).backward()
-                with torch.no_grad():  # diagnostics, token means weighted like the loss
-                    logp = token_logprobs(logits.detach(), micro.response)
-                    stats = stats | {
-                        "train/loss": loss.detach(),
-                        "train/entropy": masked_mean(entropy(logits.detach()), micro.mask),
-                        "train/sampled_prob": masked_mean(logp.exp(), micro.mask),
-                        "train/kl_behaviour": masked_mean(kl_k3(logp, micro.old_logp), micro.mask),
+                loss, stats = policy_loss(logits, micro, algo, hw.loss_chunk_tokens)
+                micro_w = loss_weights(micro.mask, algo)
+                weight = float(full_w[micro_idx].sum() / micro_w.sum().clamp(min=1e-12))
+                share = float(micro.mask.sum()) / n_tokens  # token means of diagnostics
+                if diagnose:
+                    (g_z,) = torch.autograd.grad(loss * weight, logits, retain_graph=True)
+                    live = micro.mask.bool()
+                    for sign, sel in (("pos", (micro.adv > 0) & live), ("neg", (micro.adv < 0) & live)):
+                        if sel.any():
+                            grads = torch.autograd.grad(
+                                logits, params, grad_outputs=g_z * sel[..., None], retain_graph=True, allow_unused=True
+                            )
+                            signed[sign] = [
+                                a if b is None else (b if a is None else a + b)
+                                for a, b in zip(signed[sign], grads, strict=True)
+                            ]
+                    logits.backward(g_z)
+                    target_fn = target_logits(logits, micro, algo)
+                    diag = logit_diagnostics(logits, g_z, micro_w * weight, micro.mask, target_fn, hw.loss_chunk_tokens)
+                    step_stats["train/logit_grad_norm"] += diag["logit_grad_norm"] / n_tokens
+                    if target_fn is not None:
+                        step_stats["train/directionality"] += diag["directionality"] / n_tokens
+                else:
+                    (loss * weight).backward()
+                if critic is not None:  # PPO: the value model's loss, on its own optimizer
+                    with models.autocast(hw):
+                        values = critic(micro.tokens, micro.attention_mask, micro.prompt_width)
+                    v_loss, v_stats = value_loss(
+                        values, micro.old_values, micro.returns, micro.mask, algo.value_clip, algo.loss_agg.value
+                    )
+                    (v_loss * weight * algo.vf_coef).backward()
+                    stats = stats | v_stats
+                with torch.no_grad():  # diagnostics, token means weighted by token count
+                    ts = token_stats(logits, micro.response, hw.loss_chunk_tokens)
+                    m = micro.mask
+                    diag_stats = {
+                        "train/entropy": masked_mean(ts["entropy"], m),
+                        "train/sampled_prob": masked_mean(ts["logp"].exp(), m),
+                        "train/kl_behaviour": masked_mean(kl_k3(ts["logp"], micro.old_logp), m),
                     }
                     if micro.ref_logp is not None:
-                        stats["train/kl_ref"] = masked_mean(kl_k3(logp, micro.ref_logp), micro.mask)
+                        diag_stats["train/kl_ref"] = masked_mean(kl_k3(ts["logp"], micro.ref_logp), m)
+                    max_logit = float((ts["max_abs_logit"] * m).max())
+                    step_stats["train/max_abs_logit"] = max(step_stats["train/max_abs_logit"], max_logit)
+                step_stats["train/loss"] += weight * float(loss.detach())
+                for k, v in diag_stats.items():
+                    step_stats[k] += share * float(v)
                 for k, v in stats.items():
                     step_stats[k if k.startswith("train/") else f"loss/{k}"] += weight * float(v)
+            grads = [p.grad for p in params]
+            step_stats["train/grad_norm_qkv"] = grad_norm([grads[i] for i in qkv])
+            if diagnose:
+                step_stats["train/grad_norm_pos_adv"] = grad_norm(signed["pos"])
+                step_stats["train/grad_norm_neg_adv"] = grad_norm(signed["neg"])
             max_norm = algo.max_grad_norm if algo.max_grad_norm is not None else math.inf
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))  # the norm before clipping
-            if math.isfinite(grad_norm) and math.isfinite(step_stats["train/loss"]):
+            norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))  # the norm before clipping
+            finite = math.isfinite(norm) and math.isfinite(step_stats["train/loss"])
+            if critic is not None:
+                c_norm = float(torch.nn.utils.clip_grad_norm_(critic.parameters(), max_norm))
+                step_stats["train/critic_grad_norm"] = c_norm
+                finite = finite and math.isfinite(c_norm)
+            if finite:
                 opt.step()
+                if critic_opt is not None:
+                    critic_opt.step()
             else:
                 skipped += 1
-            step_stats["train/grad_norm"] = grad_norm
+            step_stats["train/grad_norm"] = norm
             for k, v in step_stats.items():
                 sums[k] += v
             n_steps += 1
@@ -155,11 +317,33 @@ def rollout_metrics(batch: RolloutBatch, group_size: int) -> dict[str, float]:
         "rollout/response_length": float(lengths.mean()),
         "rollout/response_length_max": float(lengths.max()),
         "rollout/truncation_rate": float(batch.truncated.float().mean()),
-        "train/advantage_abs_mean": float(masked_mean(batch.adv.abs(), batch.mask)),
     }
     if group_size > 1:
         out["rollout/frac_reward_zero_std"] = float((r.view(-1, group_size).std(1) == 0).float().mean())
     return out
+
+
+class SpikeDetector:
+    """Instability events: a step whose gradient norm exceeds ``factor`` x the median of the previous ``window``
+    finite norms, or whose loss or gradient is not finite. Counts are cumulative over the run."""
+
+    def __init__(self, factor: float, window: int):
+        self.factor, self.history = factor, deque(maxlen=window)
+        self.spikes = self.nonfinite = 0
+
+    def __call__(self, norm: float, skipped: float) -> dict[str, float]:
+        bad = skipped > 0 or not math.isfinite(norm)
+        full = len(self.history) == self.history.maxlen
+        spike = not bad and full and norm > self.factor * statistics.median(self.history)
+        self.spikes += spike
+        self.nonfinite += bad
+        if not bad:
+            self.history.append(norm)
+        return {
+            "train/instability_event": float(spike or bad),
+            "train/grad_spikes_total": float(self.spikes),
+            "train/nonfinite_steps_total": float(self.nonfinite),
+        }
 
 
 def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
@@ -169,17 +353,31 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
     if exp.hardware.num_threads:
         torch.set_num_threads(exp.hardware.num_threads)
     algo, hw = exp.algorithm, exp.hardware
+    cache = Path(exp.cache_dir).expanduser()
 
-    # data, model, reference, rollout engine
+    # data, models (policy, reference, critic, estimator models), rollout engine
     task = make_task(exp.task)
     train_set = task.load_train()
     benchmarks = task.load_benchmarks(train_set, exp.eval_limit)
     policy, tok, warm = load_policy(exp, task, train_set)
     ref = models.frozen_copy(policy) if needs_reference(algo) or exp.reference_kl_metric else None
+    critic = models.build_critic(policy, algo.critic_path, hw) if needs_critic(algo) else None
+    critic_opt = torch.optim.AdamW(critic.parameters(), lr=algo.critic_lr) if critic is not None else None
+    verifier = dpo = dpo_ref = None
+    if isinstance(algo, LCOConfig) and algo.estimator == LCOEstimator.dense_rm:
+        verifier = models.load_auxiliary("algorithm.verifier", algo.verifier, hw, cache, exp.seed, tok)
+    if isinstance(algo, LCOConfig) and algo.estimator == LCOEstimator.dpo:
+        dpo = models.load_auxiliary("algorithm.dpo_model", algo.dpo_model, hw, cache, exp.seed, tok)
+        dpo_ref = (
+            models.load_auxiliary("algorithm.dpo_reference", algo.dpo_reference, hw, cache, exp.seed, tok)
+            if algo.dpo_reference is not None
+            else ref or models.frozen_copy(policy)
+        )
     engine = make_engine(exp.rollout, policy, tok, hw)
     opt = make_optimizer(policy, algo)
     use_chat = exp.model.use_chat_template
     encode = {ex.id: models.encode_prompt(tok, task.messages(ex), use_chat) for ex in train_set}
+    spikes = SpikeDetector(exp.diagnostics.spike_factor, exp.diagnostics.spike_window)
 
     start_scores: dict[tuple[str, str], float] = {}  # (benchmark, id) -> score at step 0, for paired changes
 
@@ -223,33 +421,50 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
                 [encode[ex.id] for ex in examples],
                 n=algo.group_size,
                 max_new_tokens=exp.task.max_new_tokens,
-                keep_top_k=behaviour_top_k(algo),
-                score=algo.epochs * algo.minibatches > 1,
+                score=False,
             )
         # 2. reward every completion
         with timed(timings, "reward"):
             texts = engine.decode(batch)
             group = [ex for ex in examples for _ in range(algo.group_size)]
             batch.rewards = torch.tensor([task.reward(ex, text) for ex, text in zip(group, texts, strict=True)])
-        if ref is not None:
-            with timed(timings, "reference"):
-                batch.ref_logp = reference_logprobs(ref, batch, hw)
-        # 3. advantages, 4. update
-        batch.adv = compute_advantages(batch, algo)
+        sampled = batch
+        if is_supervised(algo):  # SFT trains on the reference completions; the samples only measure reward
+            batch = sft_batch(tok, task, examples, use_chat)
+            batch.rewards = torch.zeros(len(batch))
+        # 3. what the loss needs besides the samples: reference, estimator models, behaviour fields, values
+        with timed(timings, "score"):
+            if ref is not None:
+                batch = replace(batch, **reference_fields(ref, batch, hw))
+            if verifier is not None:
+                batch = replace(batch, **verifier_fields(verifier, batch, hw, algo.candidates_k))
+            if needs_scoring(algo):
+                batch = engine.score(batch, behaviour_top_k(algo))
+            if dpo is not None:
+                batch = replace(batch, **dpo_fields(dpo, dpo_ref, batch, hw))
+            if critic is not None:
+                batch = replace(batch, **critic_fields(critic, batch, hw))
+        # 4. advantages, 5. update
+        batch = replace(batch, **compute_advantages(batch, algo))
         if resets_optimizer(algo):
             opt = make_optimizer(policy, algo)
+        for g in opt.param_groups:
+            g["lr"] = algo.lr * actor_lr_scale(algo, step)
+        diagnose = exp.diagnostics.every > 0 and step % exp.diagnostics.every == 0
         with timed(timings, "update"):
-            stats = update(policy, opt, batch, algo, hw)
+            stats = update(policy, opt, batch, algo, hw, diagnose, critic, critic_opt)
         timings["perf/time_step_s"] = time.perf_counter() - step_start
-        # 5. log
-        n_generated = float(batch.mask.sum())
+        # 6. log
+        n_generated = float(sampled.mask.sum())
         n_processed = float(batch.attention_mask.sum()) * algo.epochs
-        metrics = rollout_metrics(batch, algo.group_size) | stats | timings
+        metrics = rollout_metrics(sampled, algo.group_size) | stats | timings
+        metrics |= spikes(stats["train/grad_norm"], stats["train/skipped_steps"])
+        metrics["train/advantage_abs_mean"] = float(masked_mean(batch.adv.abs(), batch.mask))
         metrics["perf/rollout_tokens_per_s"] = n_generated / timings["perf/time_rollout_s"]
         metrics["perf/update_tokens_per_s"] = n_processed / timings["perf/time_update_s"]
         run.log(metrics, step)
         bar.set_postfix(reward=f"{metrics['rollout/reward_mean']:.3f}", gnorm=f"{stats['train/grad_norm']:.3g}")
-        # 6. periodic eval
+        # 7. periodic eval
         if exp.eval_every and step % exp.eval_every == 0 and step != exp.steps:
             run_eval(step)
 
@@ -257,6 +472,8 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
     run.summary.update(after)
     if exp.save_final_policy:
         models.save_atomically(policy, tok, run.dir / "final_policy")
+        if critic is not None:
+            critic.save(run.dir / "critic")
     return after
 
 

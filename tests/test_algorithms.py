@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lco_exp.algorithms import behaviour_top_k, compute_advantages, needs_reference, policy_loss, resets_optimizer
+from lco_exp.algorithms import (
+    ALGORITHMS,
+    behaviour_top_k,
+    compute_advantages,
+    is_supervised,
+    needs_critic,
+    needs_reference,
+    needs_scoring,
+    policy_loss,
+    resets_optimizer,
+)
 from lco_exp.batch import RolloutBatch
 
 from .conftest import compose_cfg
@@ -23,6 +35,7 @@ def fake_batch(k: int) -> RolloutBatch:
     mask = torch.ones(N, T)
     mask[0, 3:] = 0
     values, indices = logits.topk(k, -1)
+    cand_ids = logits.topk(3, -1).indices.flip(-1)  # the dense estimators' K = 3 candidates per position
     return RolloutBatch(
         tokens=tokens,
         attention_mask=torch.ones(N, P + T, dtype=torch.long),
@@ -35,6 +48,11 @@ def fake_batch(k: int) -> RolloutBatch:
         old_logit_sampled=logits.gather(-1, resp[..., None])[..., 0],
         ref_logp=torch.log_softmax(logits, -1).gather(-1, resp[..., None])[..., 0] - 0.1,
         rewards=torch.tensor([1.0, 0.0, 0.0, 1.0]),
+        old_values=torch.randn(N, T, generator=g) * mask,
+        cand_ids=cand_ids,
+        cand_scores=-torch.rand(N, T, 3, generator=g),
+        old_cand_logits=logits.gather(-1, cand_ids),
+        verifier_logp=-torch.rand(N, T, generator=g),
     ), logits
 
 
@@ -42,11 +60,15 @@ def fake_batch(k: int) -> RolloutBatch:
 def test_every_algorithm_has_a_branch(algorithm):
     algo = OmegaConf.to_object(compose_cfg([f"algorithm={algorithm}"])).algorithm
     algo.group_size = 2  # N = 4 rows: two groups of two
-    assert isinstance(needs_reference(algo), bool) and isinstance(resets_optimizer(algo), bool)
+    assert isinstance(algo, ALGORITHMS)
+    for rule in (needs_reference, resets_optimizer, needs_critic, is_supervised, needs_scoring):
+        assert isinstance(rule(algo), bool)
     k = behaviour_top_k(algo) or V
     batch, logits = fake_batch(k)
-    batch.adv = compute_advantages(batch, algo)
+    batch = replace(batch, **compute_advantages(batch, algo))
     assert batch.adv.shape == (N, T) and (batch.adv[0, 3:] == 0).all()
+    if algorithm != "sft":
+        assert batch.adv.abs().sum() > 0
     logits = logits.clone().requires_grad_(True)
     loss, stats = policy_loss(logits, batch, algo)
     loss.backward()
@@ -63,7 +85,7 @@ def test_lco_on_policy_gradient_pushes_rewarded_tokens_up(loss, anchor):
         compose_cfg(["algorithm=lco", f"algorithm.loss={loss}", f"algorithm.anchor={anchor}", "algorithm.top_k=null"])
     ).algorithm
     batch, logits = fake_batch(V)
-    batch.adv = compute_advantages(batch, algo)  # rewards 1, 0, 0, 1 -> A = +1, -1, -1, +1
+    batch = replace(batch, **compute_advantages(batch, algo))  # rewards 1, 0, 0, 1 -> A = +1, -1, -1, +1
     logits = logits.clone().requires_grad_(True)
     policy_loss(logits, batch, algo)[0].backward()
     resp = batch.response

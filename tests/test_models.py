@@ -100,11 +100,11 @@ def test_single_pass_update_needs_no_scoring_pass(algorithm, exp_factory):
     torch.manual_seed(0)
     unscored = engine.generate(prompts, n=2, max_new_tokens=6, keep_top_k=behaviour_top_k(algo), score=False)
     assert unscored.old_logp is None
-    scored = engine._score(unscored, behaviour_top_k(algo))
+    scored = engine.score(unscored, behaviour_top_k(algo))
     for batch in (unscored, scored):
         batch.rewards = torch.tensor([1.0, 0.0, 0.0, 1.0])
         batch.ref_logp = scored.old_logp - 0.05  # any fixed reference
-        batch.adv = compute_advantages(batch, algo)
+        batch.adv = compute_advantages(batch, algo)["adv"]
     deltas = []
     for batch in (unscored, scored):
         policy = copy.deepcopy(model)

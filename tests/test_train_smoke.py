@@ -29,7 +29,17 @@ VARIANTS = [
         "algorithm.baseline=group_norm",
         "algorithm.reset_optimizer_each_iteration=true",
     ],
+    ["algorithm=lco_dense_rm", "algorithm.loss=kld"],
+    ["algorithm=lco_dense_rm", "algorithm.loss=lch", "algorithm.anchor=current"],
+    ["algorithm=lco_dpo", "algorithm.loss=mse"],
     ["algorithm=grpo"],
+    ["algorithm=grpo_dapo"],
+    ["algorithm=ppo"],
+    ["algorithm=ppo", "algorithm.reward_placement=last_token", "algorithm.kl_penalty=k3", "algorithm.epochs=2"],
+    ["algorithm=reinforce"],
+    ["algorithm=rloo"],
+    ["algorithm=tpo"],
+    ["algorithm=sft"],
     [
         "algorithm=grpo",
         "algorithm.loss_agg=seq_mean_token_sum_norm",
@@ -82,8 +92,17 @@ def test_two_step_run_updates_the_policy_and_logs_finite_metrics(overrides, exp_
     ]:
         assert key in train_records[0], key
     assert 0 < train_records[0]["rollout/reward_mean"] < 1
-    if "algorithm=grpo" in overrides:
+    if "algorithm=grpo" in overrides or "algorithm=ppo" in overrides:
         assert "loss/clip_frac" in train_records[0]
+    if "algorithm=ppo" in overrides:
+        assert "loss/value_loss" in train_records[0]
+        assert (tmp_path / "run" / "critic" / "value_head.safetensors").is_file()
+    for key in ["train/grad_norm_qkv", "train/logit_grad_norm", "train/max_abs_logit", "train/instability_event"]:
+        assert key in train_records[0], key
+    if exp.algorithm.name != "sft":  # SFT's reference tokens carry no advantage
+        assert train_records[0]["train/grad_norm_pos_adv"] > 0 or train_records[0]["train/grad_norm_neg_adv"] > 0
+    if exp.algorithm.name.startswith("lco") and "algorithm.loss=kld" in overrides:
+        assert train_records[0]["train/directionality"] > 0  # convex in the logits (paper-notes 2.2)
 
     init, _ = build_tiny(exp.model, exp.seed)  # smoke: no warm-up, so this is the starting policy
     final_policy = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final_policy")

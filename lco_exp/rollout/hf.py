@@ -83,21 +83,26 @@ class HFEngine:
             truncated=truncated,
         )
         if score:
-            batch = self._score(batch, keep_top_k)
+            batch = self.score(batch, keep_top_k)
         self.model.train(was_training)
         return batch
 
     @torch.no_grad()
-    def _score(self, batch: RolloutBatch, keep_top_k: int | None) -> RolloutBatch:
-        """The batch with its behaviour fields (``batch.behaviour_fields``) filled, in micro-batches."""
+    def score(self, batch: RolloutBatch, keep_top_k: int | None) -> RolloutBatch:
+        """The batch with its behaviour fields (``batch.behaviour_fields``) filled, in micro-batches; the logits at
+        ``batch.cand_ids`` too when the batch has candidates."""
         device, mb = self.hw.device.value, self.hw.micro_batch_size
+        was_training = self.model.training
+        self.model.eval()
         parts = []
         with autocast(self.hw):
             for s in range(0, len(batch), mb):
                 tok = batch.tokens[s : s + mb].to(device)
                 am = batch.attention_mask[s : s + mb].to(device)
                 logits = response_logits(self.model, tok, am, batch.prompt_width)
-                parts.append(behaviour_fields(logits, tok[:, batch.prompt_width :], keep_top_k))
+                cand = None if batch.cand_ids is None else batch.cand_ids[s : s + mb]
+                parts.append(behaviour_fields(logits, tok[:, batch.prompt_width :], keep_top_k, cand))
+        self.model.train(was_training)
         return replace(batch, **{k: torch.cat([p[k].cpu() for p in parts]) for k in parts[0]})
 
     def decode(self, batch: RolloutBatch) -> list[str]:
