@@ -177,7 +177,8 @@ def lco_target_fn(logits: Tensor, mb: RolloutBatch, algo: LCOConfig) -> Callable
         shift = (mb.adv / L.lco_beta(mb.adv, algo.beta, algo.negative_beta_scale)).reshape(-1)
         k = algo.top_k or V
         if algo.anchor == LCOAnchor.old:
-            values, indices = mb.old_topk_values.reshape(-1, k), mb.old_topk_indices.reshape(-1, k)
+            kept = mb.old_topk_values.shape[-1]
+            values, indices = mb.old_topk_values.reshape(-1, kept), mb.old_topk_indices.reshape(-1, kept)
 
         def target(rows: slice, z: Tensor) -> Tensor:
             if algo.anchor == LCOAnchor.old:

@@ -184,11 +184,12 @@ class ValueModel(torch.nn.Module):
         torch.nn.init.zeros_(self.value_head.bias)
 
     def forward(self, tokens: Tensor, attention_mask: Tensor, prompt_width: int) -> Tensor:
-        """(N, P+T) ids -> (N, T) float32 values, aligned with ``response_logits``."""
+        """(N, P+T) ids -> (N, T) values (float32 or wider), aligned with ``response_logits``."""
         hidden = self.backbone(
             input_ids=tokens, attention_mask=attention_mask, position_ids=position_ids(attention_mask), use_cache=False
         ).last_hidden_state[:, prompt_width - 1 : -1]
-        return self.value_head(hidden.float()).squeeze(-1)
+        values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
+        return values.to(torch.promote_types(values.dtype, torch.float32))
 
     def save(self, out_dir: Path) -> None:
         from safetensors.torch import save_file

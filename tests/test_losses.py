@@ -201,3 +201,110 @@ def test_ppo_clip_surrogate_is_not_convex_inside_the_band(adv):
         assert eig.abs().max() > 1e-4
         indefinite += bool(eig.min() < -1e-6 and eig.max() > 1e-6)
     assert indefinite >= 15, f"only {indefinite}/20 points had an indefinite Hessian"
+
+
+@pytest.mark.parametrize("mode", L.AGG_MODES)
+def test_agg_weights_reproduce_aggregate(mode):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 7, generator=g, dtype=torch.float64)
+    mask = (torch.rand(5, 7, generator=g) > 0.3).double()
+    torch.testing.assert_close((x * L.agg_weights(mask, mode)).sum(), L.aggregate(x, mask, mode), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1024])
+@pytest.mark.parametrize("mode", L.AGG_MODES)
+def test_chunked_kld_matches_the_unchunked_definition(chunk, mode):
+    """Loss and logit gradient of the chunked LCO-KLD equal the plain full-tensor computation, whatever the chunk,
+    for a tensor target and for a per-chunk target function."""
+    g = torch.Generator().manual_seed(4)
+    N, T, V, K = 3, 4, 9, 2
+    logits = torch.randn(N, T, V, generator=g, dtype=torch.float64)
+    values, indices = (logits + torch.randn(N, T, V, generator=g, dtype=torch.float64)).topk(K, -1)
+    tokens = torch.randint(V, (N, T), generator=g)
+    shift = torch.randn(N, T, generator=g, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=torch.float64)
+    target = L.lco_target_logits(values, indices, tokens, shift, V, -100.0)
+
+    def target_fn(rows, _z):
+        flat = lambda x: x.reshape(-1, *x.shape[2:])[rows]  # noqa: E731
+        return L.lco_target_logits(flat(values), flat(indices), flat(tokens), flat(shift), V, -100.0)
+
+    z_ref = logits.clone().requires_grad_(True)
+    L._reference_lco_kld_loss(z_ref, target, mask, mode).backward()
+    for tgt in (target, target_fn):
+        z = logits.clone().requires_grad_(True)
+        loss, _ = L.lco_kld_loss(z, tgt, mask, mode, chunk_tokens=chunk)
+        loss.backward()
+        torch.testing.assert_close(loss, L._reference_lco_kld_loss(logits, target, mask, mode), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(z.grad, z_ref.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_clip_higher_bounds_by_hand():
+    logp = torch.log(t([[1.5, 0.5, 1.25]]))  # ratios 1.5, 0.5, 1.25 against old_logp = 0
+    old, mask = torch.zeros(1, 3, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64)
+    adv = t([[1.0, -1.0, 1.0]])
+    # symmetric 0.2, loss max(-rA, -clip(r)A): A=+1, r=1.5 -> -1.2; A=-1, r=0.5 -> 0.8 (clipped up); r=1.25 -> -1.2
+    sym, _ = L.clipped_pg_loss(logp, old, adv, mask, 0.2)
+    torch.testing.assert_close(sym, t((-1.2 + 0.8 - 1.2) / 3))
+    # clip-higher 0.28: the third ratio 1.25 is inside [0.8, 1.28], the first is cut at 1.28
+    high, stats = L.clipped_pg_loss(logp, old, adv, mask, 0.2, clip_eps_high=0.28)
+    torch.testing.assert_close(high, t((-1.28 + 0.8 - 1.25) / 3))
+    assert stats["clip_frac"] == pytest.approx(2 / 3)
+
+
+def test_pg_loss_by_hand_and_concave_for_negative_advantage():
+    logp = torch.log(t([[0.5, 0.25]]))
+    loss, _ = L.pg_loss(logp, t([[2.0, -1.0]]), torch.ones(1, 2, dtype=torch.float64))
+    torch.testing.assert_close(loss, t((-2.0 * math.log(0.5) + math.log(0.25)) / 2))
+    # A < 0: the logit gradient |A|(e_a - p) grows as p_a -> 0 (paper-notes 2.3)
+    norms = []
+    for za in (0.0, -3.0, -6.0):
+        z = t([[[za, 0.0, 0.0]]]).requires_grad_(True)
+        L.pg_loss(L.token_logprobs(z, torch.tensor([[0]])), t([[-1.0]]), t([[1.0]]))[0].backward()
+        norms.append(float(z.grad.norm()))
+    assert norms[0] < norms[1] < norms[2]
+
+
+def test_value_loss_with_clipping_by_hand():
+    values, old, returns = t([[1.0, 0.0]]), t([[0.5, 0.0]]), t([[0.0, 1.0]])
+    mask = t([[1.0, 1.0]])
+    # token 0: plain (1-0)^2 = 1; clipped: 0.5 + clamp(0.5, -0.2, 0.2) = 0.7 -> 0.49; max = 1
+    # token 1: plain (0-1)^2 = 1; clipped: 0 + 0 = 0 -> 1; max = 1
+    loss, stats = L.value_loss(values, old, returns, mask, clip=0.2)
+    torch.testing.assert_close(loss, t(0.5 * 1.0))
+    # the clipped error wins when the new value moves away from the return
+    loss, _ = L.value_loss(t([[-1.0]]), t([[0.0]]), t([[0.5]]), t([[1.0]]), clip=0.2)
+    torch.testing.assert_close(loss, t(0.5 * 2.25))  # max((-1-0.5)^2, (-0.2-0.5)^2)
+    assert "value_explained_var" in stats
+
+
+def test_tpo_loss_by_hand_and_gradient_is_p_minus_q():
+    seq_logp = t([-1.0, -2.0]).requires_grad_(True)
+    old = t([-1.0, -2.0])
+    u = t([1.0, -1.0])
+    loss, _ = L.tpo_loss(seq_logp, old, u, group_size=2)
+    p = torch.softmax(t([-1.0, -2.0]), 0)
+    q = torch.softmax(t([-1.0 + 1.0, -2.0 - 1.0]), 0)
+    torch.testing.assert_close(loss, (q * (q.log() - p.log())).sum())
+    loss.backward()
+    torch.testing.assert_close(seq_logp.grad, p - q)  # one group: the mean over groups is the group itself
+
+
+def test_dense_lco_pointwise_losses_sum_over_candidates():
+    z, target = t([[[1.0, 2.0, 0.0]]]), t([[[0.0, 2.5, 1.0]]])
+    mask = t([[1.0]])
+    mse, stats = L.lco_mse_loss(z, target, mask)
+    torch.testing.assert_close(mse, t(1.0 + 0.25 + 1.0))
+    torch.testing.assert_close(stats["target_gap"], t((1.0 + 0.5 + 1.0) / 3))
+    lch, _ = L.lco_lch_loss(z, target, mask)
+    torch.testing.assert_close(lch, t(sum(math.log(math.cosh(d)) for d in (1.0, -0.5, -1.0))))
+
+
+def test_token_stats_match_full_computations():
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(2, 5, 13, generator=g)
+    tokens = torch.randint(13, (2, 5), generator=g)
+    stats = L.token_stats(logits, tokens, chunk_tokens=3)
+    torch.testing.assert_close(stats["logp"], L.token_logprobs(logits, tokens))
+    torch.testing.assert_close(stats["entropy"], L.entropy(logits))
+    torch.testing.assert_close(stats["max_abs_logit"], logits.abs().amax(-1))
