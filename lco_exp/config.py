@@ -314,7 +314,7 @@ class HardwareConfig:
     param_dtype: DType = DType.float32  # dtype of weights and optimizer state
     compute_dtype: DType = DType.float32  # autocast dtype for forward passes; losses are taken in float32
     micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate over micro-batches
-    loss_chunk_tokens: int = 1024  # tokens per chunk when a loss needs (tokens x vocabulary) temporaries
+    loss_chunk_tokens: int = 128  # tokens per chunk when a loss or diagnostic needs (tokens x vocabulary) temporaries
     num_threads: int | None = None  # torch CPU threads; null keeps torch's default
 
 
