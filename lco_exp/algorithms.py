@@ -21,6 +21,7 @@ from lco_exp.config import (
     LCOConfig,
     LCOEstimator,
     LCOLoss,
+    ModelConfig,
     PPOConfig,
     ReinforceConfig,
     RewardPlacement,
@@ -86,6 +87,18 @@ def behaviour_top_k(algo: AlgorithmConfig) -> int | None:
         case GRPOConfig() | PPOConfig() | ReinforceConfig() | RLOOConfig() | TPOConfig() | SFTConfig():
             return 0
     raise TypeError(f"no behaviour-logit rule for {type(algo).__name__}")
+
+
+def auxiliary_models(algo: AlgorithmConfig) -> dict[str, ModelConfig | None]:
+    """Frozen models the advantage estimator reads, by role (also the config key under ``algorithm``):
+    ``verifier`` for dense_rm; ``dpo_model`` and ``dpo_reference`` for dpo, where a None reference means the
+    initial policy. Empty for everything else."""
+    match algo:
+        case LCOConfig() if algo.estimator == LCOEstimator.dense_rm:
+            return {"verifier": algo.verifier}
+        case LCOConfig() if algo.estimator == LCOEstimator.dpo:
+            return {"dpo_model": algo.dpo_model, "dpo_reference": algo.dpo_reference}
+    return {}
 
 
 def needs_scoring(algo: AlgorithmConfig) -> bool:
@@ -238,7 +251,7 @@ def policy_loss(
     logits: Tensor,  # (n, T, V) current logits at the response positions of the micro-batch
     mb: RolloutBatch,  # the micro-batch (n rows), with adv set
     algo: AlgorithmConfig,
-    chunk_tokens: int = 1024,  # tokens per chunk for losses with (tokens x V) temporaries
+    chunk_tokens: int,  # hardware.loss_chunk_tokens: tokens per chunk for losses with (tokens x V) temporaries
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The algorithm's loss on one micro-batch, aggregated with ``algo.loss_agg``."""
     agg = algo.loss_agg.value

@@ -70,9 +70,11 @@ class RolloutBatch:
             out[f.name] = v[idx] if isinstance(v, Tensor) else v
         return replace(self, **out)
 
-    def with_behaviour(self, logits: Tensor, keep_top_k: int | None) -> RolloutBatch:
+    def with_behaviour(
+        self, logits: Tensor, keep_top_k: int | None, chunk_tokens: int, logp: Tensor | None = None
+    ) -> RolloutBatch:
         """This batch with the behaviour fields taken from ``logits``, (N, T, V) at its response positions."""
-        return replace(self, **behaviour_fields(logits, self.response, keep_top_k, self.cand_ids))
+        return replace(self, **behaviour_fields(logits, self.response, keep_top_k, chunk_tokens, self.cand_ids, logp))
 
     def to(self, device: torch.device | str) -> RolloutBatch:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -81,7 +83,12 @@ class RolloutBatch:
 
 @torch.no_grad()
 def behaviour_fields(
-    logits: Tensor, response: Tensor, keep_top_k: int | None, cand_ids: Tensor | None = None
+    logits: Tensor,
+    response: Tensor,
+    keep_top_k: int | None,
+    chunk_tokens: int,
+    cand_ids: Tensor | None = None,
+    logp: Tensor | None = None,  # (N, T) log-probs of ``response`` already computed from these logits, if any
 ) -> dict[str, Tensor]:
     """The behaviour policy's quantities from its logits: old_logp, old_logit_sampled, unless
     ``keep_top_k == 0`` the top-K logits and their ids (K = whole vocabulary when None), and the logits at
@@ -90,8 +97,10 @@ def behaviour_fields(
     (N, T, V) logits and (N, T) response ids -> tensors on the logits' device, float32 or wider.
     """
     logits = logits.detach()
+    if logp is None:
+        logp = token_stats(logits, response, chunk_tokens)["logp"]  # chunked: no float32 (N, T, V) copy
     out = {
-        "old_logp": token_stats(logits, response, chunk_tokens=1024)["logp"],  # no float32 (N, T, V) copy
+        "old_logp": logp,
         "old_logit_sampled": upcast(logits.gather(-1, response.unsqueeze(-1)).squeeze(-1)),
     }
     if keep_top_k != 0:

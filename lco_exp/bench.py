@@ -75,11 +75,7 @@ def measure(args: argparse.Namespace) -> dict:
     algo, hw = exp.algorithm, exp.hardware
     torch.manual_seed(0)
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    base = models.base_model_dir(exp.model, Path(exp.cache_dir).expanduser())
-    if base is None:
-        policy, tok = models.prepare(*models.build_tiny(exp.model, 0), exp.model, hw)
-    else:
-        policy, tok = models.load_pretrained(base, exp.model, hw)
+    policy, _ = models.load_base(exp.model, hw, Path(exp.cache_dir).expanduser(), seed=0)
     V, N, P, T = policy.config.vocab_size, args.sequences, args.prompt_len, args.response_len
     tokens = torch.randint(V, (N, P + T))
     batch = RolloutBatch(
@@ -97,7 +93,7 @@ def measure(args: argparse.Namespace) -> dict:
             mb = batch.to(hw.device.value)
             with models.autocast(hw):
                 logits = models.response_logits(policy, mb.tokens, mb.attention_mask, P)
-            fields = behaviour_fields(logits, mb.response, behaviour_top_k(algo))
+            fields = behaviour_fields(logits, mb.response, behaviour_top_k(algo), hw.loss_chunk_tokens)
             batch = replace(batch, **{k: v.cpu() for k, v in fields.items()})
             del logits, mb
     critic = critic_opt = None

@@ -422,7 +422,8 @@ def validate(exp: ExperimentConfig) -> None:
         raise ConfigError(
             f"algorithm.minibatches={algo.minibatches} must divide prompts_per_step x algorithm.group_size = {n_seqs}"
         )
-    group_baseline = getattr(algo, "baseline", Baseline.none) in (Baseline.group_mean, Baseline.group_norm)
+    baseline = algo.baseline if isinstance(algo, LCOConfig | ReinforceConfig) else Baseline.none
+    group_baseline = baseline in (Baseline.group_mean, Baseline.group_norm)
     if (isinstance(algo, GRPOConfig | RLOOConfig | TPOConfig) or group_baseline) and algo.group_size < 2:
         raise ConfigError(
             f"algorithm.group_size={algo.group_size}: {algo.name} needs at least 2 samples per prompt "

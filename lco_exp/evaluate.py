@@ -20,7 +20,7 @@ def evaluate(engine, task, benchmarks: dict[str, list[Example]], use_chat_templa
         if not examples:
             continue
         prompts = [encode_prompt(engine.tokenizer, task.messages(ex), use_chat_template) for ex in examples]
-        batch = engine.generate(prompts, n=1, max_new_tokens=max_new_tokens, greedy=True, score=False)
+        batch = engine.generate(prompts, n=1, max_new_tokens=max_new_tokens, greedy=True)
         texts = engine.decode(batch)
         scores = [task.reward(ex, text) for ex, text in zip(examples, texts, strict=True)]
         prefix = f"eval/{task.cfg.name}/{name}"

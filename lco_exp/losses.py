@@ -64,9 +64,14 @@ def agg_count(mask: Tensor, mode: str) -> float:
     return float(mask.shape[0])
 
 
+def logprobs_at(logits: Tensor, ids: Tensor) -> Tensor:
+    """(N, T, V) logits, (N, T, K) token ids -> (N, T, K) log-softmax at those ids, in float32 or wider."""
+    return torch.log_softmax(upcast(logits), dim=-1).gather(-1, ids)
+
+
 def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
     """(N, T, V) logits, (N, T) token ids -> (N, T) log-softmax at those ids, in float32."""
-    return torch.log_softmax(upcast(logits), dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return logprobs_at(logits, tokens.unsqueeze(-1)).squeeze(-1)
 
 
 def entropy(logits: Tensor) -> Tensor:
@@ -88,6 +93,37 @@ def token_stats(logits: Tensor, tokens: Tensor, chunk_tokens: int) -> dict[str, 
         parts["entropy"].append(-(logp.exp() * logp).sum(-1))
         parts["max_abs_logit"].append(z.abs().amax(-1))
     return {k: torch.cat(v).view(tokens.shape) for k, v in parts.items()}
+
+
+@torch.no_grad()
+def logit_diagnostics(
+    logits: Tensor,  # (N, T, V)
+    g_z: Tensor,  # (N, T, V) gradient of the (weighted) loss with respect to the logits
+    token_w: Tensor,  # (N, T) each token's weight in that loss
+    mask: Tensor,  # (N, T)
+    target_fn,  # as lco_kld_loss's: fn(rows, logits_rows) -> z* rows, or None
+    chunk: int,
+) -> dict[str, float]:
+    """Sums over the micro-batch's response tokens of ||d l_t / d z_t|| (the per-token loss's logit gradient,
+    g_z / token weight) and, where the algorithm has a target z*, of the cosine between -g_z and z* - z
+    (both centred over the vocabulary: softmax ignores a constant shift)."""
+    V = logits.shape[-1]
+    flat_z, flat_g = logits.detach().reshape(-1, V), g_z.reshape(-1, V)
+    live = mask.reshape(-1).bool()
+    w = token_w.reshape(-1)
+    norm_sum = cos_sum = 0.0
+    for s in range(0, flat_z.shape[0], chunk):
+        rows = slice(s, s + chunk)
+        keep = live[rows]
+        if not keep.any():
+            continue
+        g = upcast(flat_g[rows][keep])
+        norm_sum += float((g.norm(dim=-1) / w[rows][keep]).sum())
+        if target_fn is not None:
+            gap = target_fn(rows, flat_z[rows])[keep] - upcast(flat_z[rows][keep])
+            gap = gap - gap.mean(-1, keepdim=True)
+            cos_sum += float(F.cosine_similarity(-(g - g.mean(-1, keepdim=True)), gap, dim=-1).sum())
+    return {"logit_grad_norm": norm_sum, "directionality": cos_sum}
 
 
 def kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:

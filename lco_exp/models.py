@@ -147,11 +147,21 @@ def base_model_dir(cfg: ModelConfig, cache_dir: Path) -> str | None:
     return cfg.path
 
 
-def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
-    ref = copy.deepcopy(model).eval()
-    for p in ref.parameters():
+def freeze(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` itself, in eval mode with no parameter requiring gradients."""
+    for p in model.parameters():
         p.requires_grad_(False)
-    return ref
+    return model.eval()
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    return freeze(copy.deepcopy(model))
+
+
+def load_base(cfg: ModelConfig, hw: HardwareConfig, cache_dir: Path, seed: int):
+    """A ``model`` option's untrained weights and tokenizer: built in-process (tiny), or from its directory."""
+    base = base_model_dir(cfg, cache_dir)
+    return prepare(*build_tiny(cfg, seed), cfg, hw) if base is None else load_pretrained(base, cfg, hw)
 
 
 def load_auxiliary(
@@ -159,14 +169,13 @@ def load_auxiliary(
 ) -> torch.nn.Module:
     """A frozen model from any ``model`` group option (a verifier, a DPO model or its reference), checked to share
     the policy's vocabulary, since its log-probs are read at the policy's token ids. No warm-up is applied."""
-    base = base_model_dir(cfg, cache_dir)
-    model, tok = prepare(*build_tiny(cfg, seed), cfg, hw) if base is None else load_pretrained(base, cfg, hw)
+    model, tok = load_base(cfg, hw, cache_dir, seed)
     if tok.get_vocab() != policy_tok.get_vocab():
         raise ValueError(
             f"{key} ({cfg.name}) has a different vocabulary from the policy's: its token-level scores cannot be "
             "read at the policy's tokens; choose a model of the same family"
         )
-    return frozen_copy(model)
+    return freeze(model)
 
 
 class ValueModel(torch.nn.Module):

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from lco_exp import models
 from lco_exp.algorithms import (
     actor_lr_scale,
+    auxiliary_models,
     behaviour_top_k,
     compute_advantages,
     is_supervised,
@@ -37,17 +38,9 @@ from lco_exp.algorithms import (
     target_logits,
 )
 from lco_exp.batch import RolloutBatch, group_permutation
-from lco_exp.config import (
-    AlgorithmConfig,
-    ExperimentConfig,
-    HardwareConfig,
-    LCOConfig,
-    LCOEstimator,
-    register_configs,
-    validate,
-)
+from lco_exp.config import AlgorithmConfig, ExperimentConfig, HardwareConfig, register_configs, validate
 from lco_exp.evaluate import evaluate
-from lco_exp.losses import kl_k3, masked_mean, token_logprobs, token_stats, upcast, value_loss
+from lco_exp.losses import kl_k3, logit_diagnostics, logprobs_at, masked_mean, token_logprobs, token_stats, value_loss
 from lco_exp.rollout import make_engine
 from lco_exp.sft import sft_batch, sft_warmup, warmup_key
 from lco_exp.tasks import make_task
@@ -76,11 +69,7 @@ def load_policy(exp: ExperimentConfig, task, train_set):
     if mc.warmup.steps > 0 and (warm_dir / "config.json").is_file():
         model, tok = models.load_pretrained(warm_dir, mc, hw)
         return model, tok, {"warmup/cached": 1.0}
-    base = models.base_model_dir(mc, cache)
-    if base is None:
-        model, tok = models.prepare(*models.build_tiny(mc, exp.seed), mc, hw)
-    else:
-        model, tok = models.load_pretrained(base, mc, hw)
+    model, tok = models.load_base(mc, hw, cache, exp.seed)
     if mc.warmup.steps == 0:
         return model, tok, {}
     stats = sft_warmup(model, tok, task, train_set, mc.warmup, mc, hw, exp.seed)
@@ -120,10 +109,10 @@ def verifier_fields(verifier, batch: RolloutBatch, hw: HardwareConfig, k: int) -
     log-prob of the sampled token (for the agreement rule)."""
 
     def fn(mb):
-        logp = torch.log_softmax(upcast(logits_of(verifier, mb)), dim=-1)
-        scores, ids = logp.topk(k, dim=-1)
-        sampled = logp.gather(-1, mb.response[..., None])[..., 0]
-        return {"cand_ids": ids, "cand_scores": scores, "verifier_logp": sampled}
+        logits = logits_of(verifier, mb)
+        ids = logits.topk(k, dim=-1).indices  # the verifier's top-k = the top-k of its log-probs
+        logp = logprobs_at(logits, torch.cat([ids, mb.response[..., None]], dim=-1))  # (n, T, k + 1)
+        return {"cand_ids": ids, "cand_scores": logp[..., :k], "verifier_logp": logp[..., k]}
 
     return per_microbatch(batch, hw, fn)
 
@@ -133,15 +122,10 @@ def dpo_fields(dpo, dpo_ref, batch: RolloutBatch, hw: HardwareConfig) -> dict[st
 
     def fn(mb):
         ids = mb.old_topk_indices
-        d = token_logprobs_at(logits_of(dpo, mb), ids) - token_logprobs_at(logits_of(dpo_ref, mb), ids)
+        d = logprobs_at(logits_of(dpo, mb), ids) - logprobs_at(logits_of(dpo_ref, mb), ids)
         return {"cand_ids": ids, "cand_scores": d, "old_cand_logits": mb.old_topk_values}
 
     return per_microbatch(batch, hw, fn)
-
-
-def token_logprobs_at(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """(N, T, V) logits, (N, T, K) ids -> (N, T, K) log-probs."""
-    return torch.log_softmax(upcast(logits), dim=-1).gather(-1, ids)
 
 
 QKV = ("q_proj", "k_proj", "v_proj")
@@ -151,30 +135,6 @@ def grad_norm(grads) -> float:
     """L2 norm over a list of gradient tensors (None entries count as zero)."""
     norms = [g.detach().float().norm() for g in grads if g is not None]
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
-
-
-@torch.no_grad()
-def logit_diagnostics(logits, g_z, token_w, mask, target_fn, chunk: int) -> dict[str, float]:
-    """Sums over the micro-batch's response tokens of ||d l_t / d z_t|| (the per-token loss's logit gradient,
-    g_z / token weight) and, where the algorithm has a target z*, of the cosine between -g_z and z* - z
-    (both centred over the vocabulary: softmax ignores a constant shift)."""
-    V = logits.shape[-1]
-    flat_z, flat_g = logits.detach().reshape(-1, V), g_z.reshape(-1, V)
-    live = mask.reshape(-1).bool()
-    w = token_w.reshape(-1)
-    norm_sum = cos_sum = 0.0
-    for s in range(0, flat_z.shape[0], chunk):
-        rows = slice(s, s + chunk)
-        keep = live[rows]
-        if not keep.any():
-            continue
-        g = upcast(flat_g[rows][keep])
-        norm_sum += float((g.norm(dim=-1) / w[rows][keep]).sum())
-        if target_fn is not None:
-            gap = target_fn(rows, flat_z[rows])[keep] - upcast(flat_z[rows][keep])
-            gap = gap - gap.mean(-1, keepdim=True)
-            cos_sum += float(torch.nn.functional.cosine_similarity(-(g - g.mean(-1, keepdim=True)), gap, dim=-1).sum())
-    return {"logit_grad_norm": norm_sum, "directionality": cos_sum}
 
 
 def update(
@@ -228,8 +188,9 @@ def update(
                 micro = minibatch.select(micro_idx).to(hw.device.value)
                 with models.autocast(hw):
                     logits = logits_of(policy, micro)
+                ts = token_stats(logits, micro.response, hw.loss_chunk_tokens)  # no grad: log-prob, entropy, |z|
                 if micro.old_logp is None:  # single on-policy pass: this forward is the behaviour policy's
-                    micro = micro.with_behaviour(logits, keep_top_k)
+                    micro = micro.with_behaviour(logits, keep_top_k, hw.loss_chunk_tokens, logp=ts["logp"])
                 loss, stats = policy_loss(logits, micro, algo, hw.loss_chunk_tokens)
                 micro_w = loss_weights(micro.mask, algo)
                 weight = float(full_w[micro_idx].sum() / micro_w.sum().clamp(min=1e-12))
@@ -262,8 +223,7 @@ def update(
                     )
                     (v_loss * weight * algo.vf_coef).backward()
                     stats = stats | v_stats
-                with torch.no_grad():  # diagnostics, token means weighted by token count
-                    ts = token_stats(logits, micro.response, hw.loss_chunk_tokens)
+                with torch.no_grad():  # diagnostics from this forward, token means weighted by token count
                     m = micro.mask
                     diag_stats = {
                         "train/entropy": masked_mean(ts["entropy"], m),
@@ -363,16 +323,12 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
     ref = models.frozen_copy(policy) if needs_reference(algo) or exp.reference_kl_metric else None
     critic = models.build_critic(policy, algo.critic_path, hw) if needs_critic(algo) else None
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=algo.critic_lr) if critic is not None else None
-    verifier = dpo = dpo_ref = None
-    if isinstance(algo, LCOConfig) and algo.estimator == LCOEstimator.dense_rm:
-        verifier = models.load_auxiliary("algorithm.verifier", algo.verifier, hw, cache, exp.seed, tok)
-    if isinstance(algo, LCOConfig) and algo.estimator == LCOEstimator.dpo:
-        dpo = models.load_auxiliary("algorithm.dpo_model", algo.dpo_model, hw, cache, exp.seed, tok)
-        dpo_ref = (
-            models.load_auxiliary("algorithm.dpo_reference", algo.dpo_reference, hw, cache, exp.seed, tok)
-            if algo.dpo_reference is not None
-            else ref or models.frozen_copy(policy)
-        )
+    aux = {  # the estimator's frozen models by role; an unset dpo_reference is the initial policy
+        role: models.load_auxiliary(f"algorithm.{role}", mc, hw, cache, exp.seed, tok)
+        if mc is not None
+        else ref or models.frozen_copy(policy)
+        for role, mc in auxiliary_models(algo).items()
+    }
     engine = make_engine(exp.rollout, policy, tok, hw)
     opt = make_optimizer(policy, algo)
     use_chat = exp.model.use_chat_template
@@ -416,12 +372,9 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
                 order, cursor = torch.randperm(len(train_set)).tolist(), 0
             examples.append(train_set[order[cursor]])
             cursor += 1
-        with timed(timings, "rollout"):  # a single-pass update takes the behaviour fields from its own forward
+        with timed(timings, "rollout"):
             batch = engine.generate(
-                [encode[ex.id] for ex in examples],
-                n=algo.group_size,
-                max_new_tokens=exp.task.max_new_tokens,
-                score=False,
+                [encode[ex.id] for ex in examples], n=algo.group_size, max_new_tokens=exp.task.max_new_tokens
             )
         # 2. reward every completion
         with timed(timings, "reward"):
@@ -431,17 +384,16 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
         sampled = batch
         if is_supervised(algo):  # SFT trains on the reference completions; the samples only measure reward
             batch = sft_batch(tok, task, examples, use_chat)
-            batch.rewards = torch.zeros(len(batch))
         # 3. what the loss needs besides the samples: reference, estimator models, behaviour fields, values
         with timed(timings, "score"):
             if ref is not None:
                 batch = replace(batch, **reference_fields(ref, batch, hw))
-            if verifier is not None:
-                batch = replace(batch, **verifier_fields(verifier, batch, hw, algo.candidates_k))
+            if "verifier" in aux:
+                batch = replace(batch, **verifier_fields(aux["verifier"], batch, hw, algo.candidates_k))
             if needs_scoring(algo):
                 batch = engine.score(batch, behaviour_top_k(algo))
-            if dpo is not None:
-                batch = replace(batch, **dpo_fields(dpo, dpo_ref, batch, hw))
+            if "dpo_model" in aux:
+                batch = replace(batch, **dpo_fields(aux["dpo_model"], aux["dpo_reference"], batch, hw))
             if critic is not None:
                 batch = replace(batch, **critic_fields(critic, batch, hw))
         # 4. advantages, 5. update

@@ -70,7 +70,7 @@ def test_every_algorithm_has_a_branch(algorithm):
     if algorithm != "sft":
         assert batch.adv.abs().sum() > 0
     logits = logits.clone().requires_grad_(True)
-    loss, stats = policy_loss(logits, batch, algo)
+    loss, stats = policy_loss(logits, batch, algo, chunk_tokens=3)
     loss.backward()
     assert torch.isfinite(loss) and logits.grad.abs().sum() > 0
     assert all(torch.isfinite(v) for v in stats.values())
@@ -87,7 +87,7 @@ def test_lco_on_policy_gradient_pushes_rewarded_tokens_up(loss, anchor):
     batch, logits = fake_batch(V)
     batch = replace(batch, **compute_advantages(batch, algo))  # rewards 1, 0, 0, 1 -> A = +1, -1, -1, +1
     logits = logits.clone().requires_grad_(True)
-    policy_loss(logits, batch, algo)[0].backward()
+    policy_loss(logits, batch, algo, chunk_tokens=3)[0].backward()
     resp = batch.response
     grad_sampled = logits.grad.gather(-1, resp[..., None])[..., 0]  # d loss / d z_a
     live = batch.mask.bool()

@@ -22,7 +22,7 @@ def rollout(exp, n_prompts=2):
     questions = ["1 + 2", "Calculate 3 - 9.", "4 + 4 - 1", "7 - 2"][:n_prompts]
     prompts = [models.encode_prompt(tok, [{"role": "user", "content": q}], True) for q in questions]
     torch.manual_seed(0)
-    unscored = engine.generate(prompts, n=exp.algorithm.group_size, max_new_tokens=6, score=False)
+    unscored = engine.generate(prompts, n=exp.algorithm.group_size, max_new_tokens=6)
     batch = engine.score(unscored, behaviour_top_k(exp.algorithm))
     batch.rewards = torch.tensor([1.0, 0.0, 0.0, 1.0] * n_prompts)[: len(batch)]
     return model, batch
@@ -84,7 +84,8 @@ def test_signed_gradient_norms_decompose_the_gradient(exp_factory):
     ]:
         batch.rewards = rewards
         b = replace(batch, **compute_advantages(batch, algo))
-        stats = update(copy.deepcopy(model), torch.optim.SGD(model.parameters(), lr=0.0), b, algo, hw, True)
+        policy = copy.deepcopy(model)
+        stats = update(policy, torch.optim.SGD(policy.parameters(), lr=0.0), b, algo, hw, True)
         total, pos, neg = stats["train/grad_norm"], stats["train/grad_norm_pos_adv"], stats["train/grad_norm_neg_adv"]
         if check == "all_positive":
             assert pos == pytest.approx(total, rel=1e-5) and neg == 0
@@ -92,4 +93,3 @@ def test_signed_gradient_norms_decompose_the_gradient(exp_factory):
             assert pos > 0 and neg > 0 and total <= pos + neg + 1e-6
         assert stats["train/directionality"] > 0
         assert stats["train/grad_norm_qkv"] < total
-    assert behaviour_top_k(algo) == 5

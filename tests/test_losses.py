@@ -308,3 +308,19 @@ def test_token_stats_match_full_computations():
     torch.testing.assert_close(stats["logp"], L.token_logprobs(logits, tokens))
     torch.testing.assert_close(stats["entropy"], L.entropy(logits))
     torch.testing.assert_close(stats["max_abs_logit"], logits.abs().amax(-1))
+
+
+def test_logit_diagnostics_by_hand():
+    """Per-token logit-gradient norms are undone from their aggregation weight; the directionality cosine is
+    taken between centred -g and centred z* - z, and padding is ignored."""
+    z = t([[[0.0, 1.0, 2.0], [5.0, 5.0, 5.0]]])
+    g = t([[[0.3, -0.1, -0.2], [9.0, 9.0, 9.0]]])  # the second position is padding
+    w, mask = t([[0.5, 0.5]]), t([[1.0, 0.0]])
+    z_star = t([[[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]])
+    out = L.logit_diagnostics(z, g, w, mask, lambda rows, zr: z_star.reshape(-1, 3)[rows], chunk=1)
+    assert out["logit_grad_norm"] == pytest.approx(math.sqrt(0.09 + 0.01 + 0.04) / 0.5)
+    gap = torch.tensor([1.0, 0.0, -2.0])
+    gap = gap - gap.mean()
+    neg_g = -torch.tensor([0.3, -0.1, -0.2])
+    assert out["directionality"] == pytest.approx(float(torch.nn.functional.cosine_similarity(neg_g, gap, dim=0)))
+    assert L.logit_diagnostics(z, g, w, mask, None, chunk=4)["directionality"] == 0.0

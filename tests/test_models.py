@@ -36,7 +36,7 @@ def test_rollout_batch_is_group_major_masked_and_scored_on_policy(exp_factory):
     engine = make_engine(RolloutConfig(max_batch_size=3), model, tok, exp.hardware)
     questions = ["1 + 1", "Calculate 22 + 9."]
     prompts = [models.encode_prompt(tok, [{"role": "user", "content": q}], True) for q in questions]
-    batch = engine.generate(prompts, n=3, max_new_tokens=7, keep_top_k=4)
+    batch = engine.score(engine.generate(prompts, n=3, max_new_tokens=7), keep_top_k=4)
     N, T = batch.mask.shape
     assert N == 6 and T <= 7 and batch.old_topk_values.shape == (6, T, 4)
     # rows 0-2 share prompt 0 (left-padded), rows 3-5 prompt 1
@@ -66,8 +66,8 @@ def test_greedy_generation_is_deterministic(exp_factory):
     model, tok = models.prepare(*models.build_tiny(exp.model, seed=0), exp.model, exp.hardware)
     engine = make_engine(RolloutConfig(), model, tok, exp.hardware)
     prompts = [models.encode_prompt(tok, [{"role": "user", "content": "Calculate 3 + 4."}], True)]
-    a = engine.generate(prompts, n=2, max_new_tokens=6, greedy=True, score=False)
-    b = engine.generate(prompts, n=2, max_new_tokens=6, greedy=True, score=False)
+    a = engine.generate(prompts, n=2, max_new_tokens=6, greedy=True)
+    b = engine.generate(prompts, n=2, max_new_tokens=6, greedy=True)
     assert torch.equal(a.tokens, b.tokens) and torch.equal(a.tokens[0], a.tokens[1])
 
 
@@ -98,7 +98,7 @@ def test_single_pass_update_needs_no_scoring_pass(algorithm, exp_factory):
     engine = make_engine(RolloutConfig(), model, tok, exp.hardware)
     prompts = [models.encode_prompt(tok, [{"role": "user", "content": q}], True) for q in ["1 + 2", "Calculate 3 - 9."]]
     torch.manual_seed(0)
-    unscored = engine.generate(prompts, n=2, max_new_tokens=6, keep_top_k=behaviour_top_k(algo), score=False)
+    unscored = engine.generate(prompts, n=2, max_new_tokens=6)
     assert unscored.old_logp is None
     scored = engine.score(unscored, behaviour_top_k(algo))
     for batch in (unscored, scored):
@@ -121,7 +121,7 @@ def test_unscored_rollout_is_refused_for_multi_pass_updates(exp_factory):
     exp = exp_factory("algorithm=grpo", "algorithm.group_size=2", "algorithm.minibatches=2")
     model, tok = models.prepare(*models.build_tiny(exp.model, seed=0), exp.model, exp.hardware)
     engine = make_engine(RolloutConfig(), model, tok, exp.hardware)
-    batch = engine.generate([[1, 40, 41], [1, 42]], n=2, max_new_tokens=4, score=False)
+    batch = engine.generate([[1, 40, 41], [1, 42]], n=2, max_new_tokens=4)
     batch.rewards, batch.ref_logp = torch.ones(4), torch.zeros_like(batch.mask)
     batch.adv = compute_advantages(batch, exp.algorithm)
     with pytest.raises(ValueError, match="later passes need the behaviour fields"):

@@ -1,10 +1,10 @@
-"""Rollout with transformers ``generate`` (batched, KV cache), then, when asked, one no-grad scoring pass.
+"""Rollout with transformers ``generate`` (batched, KV cache), and a separate no-grad scoring pass.
 
 The scoring pass runs the policy over the finished sequences with ``models.response_logits``, the same function
 the update uses, so behaviour log-probs match the trainer's exactly on-policy (the ratio is 1 at the first
 update; see anchors.md section 4.2 on rollout/trainer mismatch). It also keeps the top-K behaviour logits LCO
-needs without ever holding (N, T, V) for the whole batch. When the update makes a single pass, the trainer
-skips it and takes the same fields from its own first forward (``train.update``).
+needs without ever holding (N, T, V) for the whole batch. The trainer calls it only when the update needs the
+fields before its own first forward (``algorithms.needs_scoring``); otherwise that forward supplies them.
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ class HFEngine:
         n: int,  # completions per prompt (G)
         max_new_tokens: int,
         greedy: bool = False,
-        keep_top_k: int | None = 0,  # behaviour logits to keep per position: 0 none, None the whole vocabulary
-        score: bool = True,  # compute old_logp (and top-k) with a scoring pass
     ) -> RolloutBatch:
+        """Sampled (or greedy) completions, without behaviour fields; ``score`` adds them."""
         device = self.hw.device.value
         rows = [p for p in prompts for _ in range(n)]  # group-major, (N,)
         P = max(len(p) for p in rows)
@@ -82,15 +81,13 @@ class HFEngine:
             prompt_width=P,
             truncated=truncated,
         )
-        if score:
-            batch = self.score(batch, keep_top_k)
         self.model.train(was_training)
         return batch
 
     @torch.no_grad()
     def score(self, batch: RolloutBatch, keep_top_k: int | None) -> RolloutBatch:
         """The batch with its behaviour fields (``batch.behaviour_fields``) filled, in micro-batches; the logits at
-        ``batch.cand_ids`` too when the batch has candidates."""
+        ``batch.cand_ids`` too when the batch has candidates. keep_top_k: 0 none, None the whole vocabulary."""
         device, mb = self.hw.device.value, self.hw.micro_batch_size
         was_training = self.model.training
         self.model.eval()
@@ -101,7 +98,8 @@ class HFEngine:
                 am = batch.attention_mask[s : s + mb].to(device)
                 logits = response_logits(self.model, tok, am, batch.prompt_width)
                 cand = None if batch.cand_ids is None else batch.cand_ids[s : s + mb]
-                parts.append(behaviour_fields(logits, tok[:, batch.prompt_width :], keep_top_k, cand))
+                resp = tok[:, batch.prompt_width :]
+                parts.append(behaviour_fields(logits, resp, keep_top_k, self.hw.loss_chunk_tokens, cand))
         self.model.train(was_training)
         return replace(batch, **{k: torch.cat([p[k].cpu() for p in parts]) for k in parts[0]})
 
