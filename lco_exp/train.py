@@ -6,7 +6,6 @@ Composes the Hydra config, converts it once to typed dataclasses, then trains an
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import statistics
@@ -38,8 +37,16 @@ from lco_exp.algorithms import (
     target_logits,
 )
 from lco_exp.batch import RolloutBatch, group_permutation
-from lco_exp.config import AlgorithmConfig, ExperimentConfig, HardwareConfig, register_configs, validate
-from lco_exp.evaluate import evaluate
+from lco_exp.config import (
+    AlgorithmConfig,
+    ExperimentConfig,
+    HardwareConfig,
+    benchmark_metric,
+    register_configs,
+    validate,
+)
+from lco_exp.evaluate import evaluate, fits, headline_score, write_samples
+from lco_exp.judges import attach_models
 from lco_exp.losses import kl_k3, logit_diagnostics, logprobs_at, masked_mean, token_logprobs, token_stats, value_loss
 from lco_exp.rollout import make_engine
 from lco_exp.sft import sft_batch, sft_warmup, warmup_key
@@ -318,7 +325,8 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
     # data, models (policy, reference, critic, estimator models), rollout engine
     task = make_task(exp.task)
     train_set = task.load_train()
-    benchmarks = task.load_benchmarks(train_set, exp.eval_limit)
+    benchmarks = task.load_benchmarks(train_set, exp.evaluation.limit)
+    attach_models(task, hw, cache, exp.seed)  # the task's judge / reward model, when configured
     policy, tok, warm = load_policy(exp, task, train_set)
     ref = models.frozen_copy(policy) if needs_reference(algo) or exp.reference_kl_metric else None
     critic = models.build_critic(policy, algo.critic_path, hw) if needs_critic(algo) else None
@@ -333,25 +341,35 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
     opt = make_optimizer(policy, algo)
     use_chat = exp.model.use_chat_template
     encode = {ex.id: models.encode_prompt(tok, task.messages(ex), use_chat) for ex in train_set}
+    fitting = [ex for ex in train_set if fits(engine, encode[ex.id], exp.task.max_new_tokens)]
+    if not fitting:
+        raise ValueError(
+            f"task.train: no prompt fits the model's context with task.max_new_tokens={exp.task.max_new_tokens}"
+        )
+    if len(fitting) < len(train_set):
+        print(f"[lco_exp] {len(train_set) - len(fitting)} training prompts are too long for the model and were dropped")
+    train_set = fitting
     spikes = SpikeDetector(exp.diagnostics.spike_factor, exp.diagnostics.spike_window)
 
     start_scores: dict[tuple[str, str], float] = {}  # (benchmark, id) -> score at step 0, for paired changes
 
     def run_eval(step: int) -> dict[str, float]:
         start = time.perf_counter()
-        metrics, samples = evaluate(engine, task, benchmarks, use_chat, exp.task.max_new_tokens)
+        metrics, samples = evaluate(engine, task, benchmarks, exp.evaluation, use_chat, exp.task.max_new_tokens)
         metrics["perf/time_eval_s"] = time.perf_counter() - start
+        greedy = [s for s in samples if s["decoding"] == "greedy"]
+        headline = {name: headline_score(b.metric) for name, b in benchmarks.items()}
         if not start_scores:
-            start_scores.update({(s["benchmark"], s["id"]): s["score"] for s in samples})
+            start_scores.update({(s["benchmark"], s["id"]): s[headline[s["benchmark"]]] for s in greedy})
         for name in benchmarks:
-            pairs = [(start_scores[(s["benchmark"], s["id"])], s["score"]) for s in samples if s["benchmark"] == name]
+            pairs = [
+                (start_scores[(s["benchmark"], s["id"])], s[headline[name]]) for s in greedy if s["benchmark"] == name
+            ]
             metrics[f"eval/{task.cfg.name}/{name}/gained"] = float(sum(a < b for a, b in pairs))
             metrics[f"eval/{task.cfg.name}/{name}/lost"] = float(sum(a > b for a, b in pairs))
-        out = run.dir / "eval" / f"step_{step:06d}.jsonl"
-        out.parent.mkdir(exist_ok=True)
-        out.write_text("".join(json.dumps(s) + "\n" for s in samples))
+        write_samples(run.dir / "eval" / f"step_{step:06d}.jsonl", samples)
         run.log(metrics, step)
-        run.log_table("eval/samples", samples[:200], step)
+        run.log_table("eval/samples", samples[: exp.evaluation.max_table_rows], step)
         return metrics
 
     if warm:
@@ -380,7 +398,7 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
         with timed(timings, "reward"):
             texts = engine.decode(batch)
             group = [ex for ex in examples for _ in range(algo.group_size)]
-            batch.rewards = torch.tensor([task.reward(ex, text) for ex, text in zip(group, texts, strict=True)])
+            batch.rewards = torch.tensor(task.rewards(task.train_metric, group, texts), dtype=torch.float32)
         sampled = batch
         if is_supervised(algo):  # SFT trains on the reference completions; the samples only measure reward
             batch = sft_batch(tok, task, examples, use_chat)
@@ -447,13 +465,13 @@ def main(cfg: DictConfig) -> float | None:
         final = run_experiment(exp, run)
     finally:
         run.finish()
-    for key, value in final.items():
-        if key.endswith("/accuracy"):
-            before = run.summary.get(f"{key}@before")
-            print(f"[lco_exp] {key}: {before:.3f} -> {value:.3f}")
+    headlines = [f"eval/{exp.task.name}/{name}/{headline_score(benchmark_metric(exp.task, src))}"
+                 for name, src in exp.task.benchmarks.items()]  # fmt: skip
+    for key in headlines:
+        if key in final:
+            print(f"[lco_exp] {key}: {run.summary.get(f'{key}@before', float('nan')):.3f} -> {final[key]:.3f}")
     print(f"[lco_exp] run directory: {run.dir}")
-    accuracies = [v for k, v in final.items() if k.endswith("/accuracy")]
-    return accuracies[0] if accuracies else None
+    return final.get(headlines[0]) if headlines else None  # the first benchmark's headline score (sweeps optimise it)
 
 
 if __name__ == "__main__":

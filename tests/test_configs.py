@@ -43,8 +43,10 @@ def options(group: str) -> list[str]:
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_group_option_composes_to_its_schema(group, option):
     cfg = compose_cfg([f"{group}={option}"])
-    if option == "math_local":  # its file paths are required values the user must fill in
-        cfg = compose_cfg([f"{group}={option}", "task.train.name=a.jsonl", "task.benchmarks.test.name=b.jsonl"])
+    required_files = {"math_local": "test", "reading_qa_feedback": "qa_feedback"}  # paths the user must fill in
+    if option in required_files:
+        bench = required_files[option]
+        cfg = compose_cfg([f"{group}={option}", "task.train.name=a.jsonl", f"task.benchmarks.{bench}.name=b.jsonl"])
     exp = OmegaConf.to_object(cfg)
     assert isinstance(exp, ExperimentConfig)
     section = getattr(exp, group)

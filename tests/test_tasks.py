@@ -1,4 +1,4 @@
-"""Math verifier truth table, data loading and bad-row errors."""
+"""Math verifier truth table (including boxed multiple choice), data loading and bad-row errors."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ TASK = make_task(TaskConfig(name="math"))
 
 
 def ex(answer: str) -> Example:
-    return Example(id="t", question="q", answer=answer)
+    return Example(id="t", prompt="q", answer=answer)
 
 
 @pytest.mark.parametrize(
@@ -103,10 +103,10 @@ def test_reasoning_gym_source_and_held_out_overlap_removed():
     cfg.benchmarks = {"held": DataSourceConfig(**{**cfg.train.__dict__, "seed": 10_000, "size": 200})}
     task = make_task(cfg)
     train = task.load_train()
-    held = task.load_benchmarks(train)["held"]
+    held = task.load_benchmarks(train)["held"].examples
     assert len(train) == 300 and 0 < len(held) < 200  # small sums collide: some held-out rows are dropped
-    assert not {e.question for e in held} & {e.question for e in train}
-    assert len({e.question for e in held}) == len(held)  # each held-out question once
+    assert not {e.prompt for e in held} & {e.prompt for e in train}
+    assert len({e.prompt for e in held}) == len(held)  # each held-out question once
     e = train[0]
     assert task.reward(e, e.answer) == 1.0 and task.completion(e) == e.answer
     cfg.benchmarks = {"same": cfg.train}
@@ -131,3 +131,43 @@ def test_local_jsonl_source_and_bad_rows(tmp_path):
     broken.write_text('{"q": "x", "a": "1"}\n{not json\n')
     with pytest.raises(DataError, match=r"broken.jsonl:2: not valid JSON"):
         TASK.load(DataSourceConfig(kind=SourceKind.local, name=str(broken), question_field="q", answer_field="a"))
+
+
+@pytest.mark.parametrize(
+    "output, expected",
+    [
+        ("\\boxed{B}", 1.0),
+        ("so the answer is \\boxed{(B)}", 1.0),
+        ("\\boxed{B. the second option}", 1.0),
+        ("\\boxed{\\text{b}}", 1.0),
+        ("\\boxed{C}", 0.0),
+        ("B", 0.0),  # no box: the last-number fallback finds nothing
+        ("\\boxed{}", 0.0),
+        ("\\boxed{BAD}", 0.0),  # a word, not a standalone letter
+    ],
+)
+def test_multiple_choice_truth_table(output, expected):
+    choice = Example(id="mc", prompt="q", answer="B", meta={"choice": True})
+    assert TASK.reward(choice, output) == expected
+
+
+def test_multiple_choice_rows_render_options_and_letter_answers(tmp_path):
+    path = tmp_path / "mc.jsonl"
+    rows = [
+        {"question": "2+2?", "choices": ["3", "4", "5", "6"], "answer": 1},
+        {"question": "sky?", "choices": ["blue", "red"], "answer": "A"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    src = DataSourceConfig(
+        kind=SourceKind.local,
+        name=str(path),
+        choices_field="choices",
+        answer_format=AnswerFormat.choice,
+        prompt_template="{question}\n{choices}",
+    )
+    first, second = TASK.load(src)
+    assert first.prompt == "2+2?\nA. 3\nB. 4\nC. 5\nD. 6" and first.answer == "B"
+    assert second.answer == "A"
+    path.write_text(json.dumps({"question": "x", "choices": ["a", "b"], "answer": 7}))
+    with pytest.raises(DataError, match=r"mc.jsonl row 0: answer 7 is neither an option index nor a letter"):
+        TASK.load(src)

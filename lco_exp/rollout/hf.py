@@ -32,8 +32,12 @@ class HFEngine:
         n: int,  # completions per prompt (G)
         max_new_tokens: int,
         greedy: bool = False,
+        temperature: float | None = None,  # null: rollout.temperature (evaluation samples at its own)
+        top_p: float | None = None,
     ) -> RolloutBatch:
         """Sampled (or greedy) completions, without behaviour fields; ``score`` adds them."""
+        temperature = self.cfg.temperature if temperature is None else temperature
+        top_p = self.cfg.top_p if top_p is None else top_p
         device = self.hw.device.value
         rows = [p for p in prompts for _ in range(n)]  # group-major, (N,)
         P = max(len(p) for p in rows)
@@ -42,11 +46,11 @@ class HFEngine:
             tokens[i, P - len(p) :] = torch.tensor(p)
         prompt_mask = (torch.arange(P)[None, :] >= torch.tensor([P - len(p) for p in rows])[:, None]).long()
 
-        sampling = not greedy and self.cfg.temperature > 0
+        sampling = not greedy and temperature > 0
         gen_cfg = GenerationConfig(
             do_sample=sampling,
-            temperature=self.cfg.temperature if sampling else None,
-            top_p=self.cfg.top_p if sampling else None,
+            temperature=temperature if sampling else None,
+            top_p=top_p if sampling else None,
             top_k=0 if sampling else None,  # no top-k truncation of the behaviour policy
             max_new_tokens=max_new_tokens,
             pad_token_id=self.pad,

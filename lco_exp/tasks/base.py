@@ -1,18 +1,31 @@
-"""What every task shares: the Example record and loading rows from a data source. No torch here.
+"""What every task shares: the Example record, loading rows from a data source, prompting, and the benchmark
+bookkeeping (dedup, train-overlap removal). No torch here.
 
-A source is a reasoning-gym generator (offline), a hub data set by id, or a local .jsonl/.json/.parquet file;
-all three become the same list of ``Example``.
+A source is a reasoning-gym generator or one of this project's generators (offline), a file inside an installed
+package (offline), a hub data set by id, or a local .jsonl/.json/.parquet file; all become the same list of
+``Example``. A task subclass says how a row becomes an Example (``gold``) and how an output is scored (``score``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lco_exp.config import DataSourceConfig, SourceKind
+from lco_exp.config import (
+    METRIC_SCORES,
+    AnswerFormat,
+    DataSourceConfig,
+    Metric,
+    SourceKind,
+    TaskConfig,
+    benchmark_metric,
+    package_file,
+)
+
+LETTERS = "ABCDEFGHIJ"
 
 
 class DataError(ValueError):
@@ -22,22 +35,53 @@ class DataError(ValueError):
 @dataclass(frozen=True)
 class Example:
     id: str
-    question: str
-    answer: str  # the gold final answer the verifier compares against
-    solution: str | None = None  # a worked solution, used as SFT target when the template asks for it
+    prompt: str  # the user message, rendered from the source's prompt template
+    answer: str | None = None  # math: the gold final answer; reading: the first reference (None: unanswerable)
+    references: tuple[str, ...] = ()  # reading: every gold span (empty: unanswerable); instruct: reference output
+    solution: str | None = None  # a worked solution or reference response, used as the SFT target when present
+    meta: Mapping[str, Any] = field(default_factory=dict)  # instruct: instruction_id_list, kwargs
+
+
+@dataclass
+class Benchmark:
+    name: str
+    metric: Metric
+    examples: list[Example]
+    skipped_too_long: int = 0  # rows whose prompt plus max_new_tokens exceed the model's context
+
+
+def field_value(row: Mapping[str, Any], path: str) -> Any:
+    """``row[path]``, where a dotted path walks into nested mappings (``answers.text``); None when absent."""
+    value: Any = row
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def flatten_text(value: Any) -> str:
+    """A passage given as a string, or as nested lists of strings (titles and paragraphs), as one text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Sequence):
+        return "\n".join(flatten_text(v) for v in value if v is not None)
+    return str(value)
 
 
 def _gym_rows(src: DataSourceConfig) -> list[dict[str, Any]]:
     import reasoning_gym
 
     options = dict(src.options)
-    for key, value in options.items():  # Hydra hands lists over as ListConfig-converted lists; gym wants tuples
+    for key, value in options.items():  # Hydra hands lists over as lists; gym wants tuples
         if isinstance(value, list):
             options[key] = tuple(value)
     data = reasoning_gym.create_dataset(src.name, size=src.size, seed=src.seed, **options)
     rows = []
     for item in data:
-        row = {src.question_field: item["question"], src.answer_field: item["answer"]}
+        row = {src.question_field: item["question"]}
+        if src.answer_field:
+            row[src.answer_field] = item["answer"]
         cot = item.get("metadata", {}).get("answer_cot")
         if cot and src.solution_field:
             row[src.solution_field] = cot
@@ -45,7 +89,7 @@ def _gym_rows(src: DataSourceConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def _local_rows(path: Path) -> list[dict[str, Any]]:
+def _file_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -62,37 +106,146 @@ def _local_rows(path: Path) -> list[dict[str, Any]]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataError(f"{path} row {i}: expected a JSON object, got {type(row).__name__}")
     return rows
 
 
 def _hub_rows(src: DataSourceConfig) -> list[dict[str, Any]]:
     import datasets
 
-    return list(datasets.load_dataset(src.name, src.subset, split=src.split))
+    rows: list[dict[str, Any]] = []
+    for subset in src.subsets or [src.subset]:
+        rows += list(datasets.load_dataset(src.name, subset, data_files=src.data_files, split=src.split))
+    return rows
 
 
 def load_rows(src: DataSourceConfig) -> list[dict[str, Any]]:
     if src.kind == SourceKind.reasoning_gym:
         rows = _gym_rows(src)
+    elif src.kind == SourceKind.generator:
+        from lco_exp.tasks.generators import GENERATORS
+
+        rows = GENERATORS[src.name](size=src.size, seed=src.seed, **src.options)
+    elif src.kind == SourceKind.package:
+        rows = _file_rows(package_file("source", src.name))
     elif src.kind == SourceKind.local:
-        rows = _local_rows(Path(src.name).expanduser())
+        rows = _file_rows(Path(src.name).expanduser())
     else:
         rows = _hub_rows(src)
     return rows[: src.limit] if src.limit is not None else rows
 
 
-def load_examples(src: DataSourceConfig, gold: Callable[[str], str | None]) -> list[Example]:
-    """Rows of ``src`` as Examples; ``gold`` turns the raw answer field into the final answer (None: unusable)."""
-    examples = []
-    for i, row in enumerate(load_rows(src)):
-        where = f"{src.name} row {i}"
-        for key in (src.question_field, src.answer_field):
-            if key not in row or row[key] is None:
-                raise DataError(f"{where}: missing field {key!r} (fields: {sorted(row)})")
-        question, raw = str(row[src.question_field]), str(row[src.answer_field])
-        answer = gold(raw)
-        if not question.strip() or not answer:
-            raise DataError(f"{where}: empty question or no final answer in field {src.answer_field!r}: {raw[:80]!r}")
-        solution = row.get(src.solution_field) if src.solution_field else None
-        examples.append(Example(id=f"{src.name}:{i}", question=question, answer=answer, solution=solution))
-    return examples
+class Task:
+    """Loading, prompting and benchmark bookkeeping; subclasses add ``gold``, ``score`` and ``extract``."""
+
+    def __init__(self, cfg: TaskConfig):
+        self.cfg = cfg
+        self.reward_name = cfg.reward or METRIC_SCORES[benchmark_metric(cfg, cfg.train)][0]
+
+    # ------------------------------------------------------------------------------------------- data
+
+    def gold(self, row: Mapping[str, Any], src: DataSourceConfig, where: str) -> dict[str, Any]:
+        """The Example fields beyond id and prompt (answer, references, solution, meta) from one row."""
+        raise NotImplementedError
+
+    def render(self, row: Mapping[str, Any], src: DataSourceConfig, where: str) -> str:
+        question = field_value(row, src.question_field)
+        if question is None or not str(question).strip():
+            raise DataError(f"{where}: missing or empty field {src.question_field!r} (fields: {sorted(row)})")
+        values = {"question": str(question), "context": "", "choices": ""}
+        if src.context_field:
+            context = field_value(row, src.context_field)
+            if context is None:
+                raise DataError(f"{where}: missing field {src.context_field!r} (the passage)")
+            values["context"] = flatten_text(context)
+        if src.choices_field:
+            choices = field_value(row, src.choices_field)
+            if not isinstance(choices, Sequence) or isinstance(choices, str) or not 2 <= len(choices) <= len(LETTERS):
+                raise DataError(f"{where}: field {src.choices_field!r} must be a list of 2-{len(LETTERS)} options")
+            values["choices"] = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
+        template = src.prompt_template or self.cfg.prompt_template
+        try:
+            return template.format(**values)
+        except (KeyError, IndexError) as err:
+            raise DataError(f"{where}: prompt template {template!r} uses an unknown field {err}") from None
+
+    def load(self, src: DataSourceConfig) -> list[Example]:
+        examples = []
+        for i, row in enumerate(load_rows(src)):
+            where = f"{src.name} row {i}"
+            prompt = self.render(row, src, where)
+            examples.append(Example(id=f"{src.name}:{i}", prompt=prompt, **self.gold(row, src, where)))
+        if not examples:
+            raise DataError(f"{src.name}: no rows")
+        return examples
+
+    def load_train(self) -> list[Example]:
+        return self.load(self.cfg.train)
+
+    def load_benchmarks(self, train: list[Example], limit: int | None = None) -> dict[str, Benchmark]:
+        """Held-out sets, each prompt once; with ``exclude_train_overlap`` prompts seen in ``train`` are dropped."""
+        seen = {ex.prompt for ex in train} if self.cfg.exclude_train_overlap else set()
+        out = {}
+        for name, src in self.cfg.benchmarks.items():
+            unique = {ex.prompt: ex for ex in reversed(self.load(src))}  # first occurrence of each prompt wins
+            rows = [ex for ex in reversed(unique.values()) if ex.prompt not in seen]
+            if not rows:
+                raise DataError(f"task.benchmarks.{name}: no rows left after removing prompts seen in training")
+            out[name] = Benchmark(name, benchmark_metric(self.cfg, src), rows[:limit] if limit is not None else rows)
+        return out
+
+    def messages(self, ex: Example) -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": self.cfg.system_prompt}] if self.cfg.system_prompt else []
+        return msgs + [{"role": "user", "content": ex.prompt}]
+
+    def completion(self, ex: Example) -> str:
+        """The supervised target for warm-up / SFT."""
+        if ex.answer is None and ex.solution is None:
+            raise DataError(f"{ex.id}: no reference answer or solution, so there is no SFT target")
+        answer = ex.answer if ex.answer is not None else ""
+        return self.cfg.completion_template.format(answer=answer, solution=ex.solution or answer)
+
+    # ------------------------------------------------------------------------------------------- scoring
+
+    def score(self, metric: Metric, examples: list[Example], texts: list[str]) -> list[dict[str, float]]:
+        """Every score of each output, by metric name (the first is the benchmark's headline)."""
+        raise NotImplementedError
+
+    def extract(self, text: str) -> str | None:
+        """The final answer of an output, for the audit record and the majority vote (None: no answer)."""
+        return None
+
+    def vote_key(self, text: str) -> str | None:
+        """What maj@k votes on: outputs with equal keys are the same answer. None: this task has no vote."""
+        return None
+
+    def rewards(self, metric: Metric, examples: list[Example], texts: list[str]) -> list[float]:
+        """Training rewards in [0, 1]: the score named by ``task.reward``."""
+        return [s[self.reward_name] for s in self.score(metric, examples, texts)]
+
+    @property
+    def train_metric(self) -> Metric:
+        return benchmark_metric(self.cfg, self.cfg.train)
+
+
+def choice_letter(raw: Any, n_choices: int, where: str) -> str:
+    """A multiple-choice answer given as an index (0 = A) or a letter, as the letter of one of the n options."""
+    letters = LETTERS[:n_choices]
+    text = "" if isinstance(raw, bool) else str(raw).strip().upper()
+    if text.isdigit() and int(text) < n_choices:
+        return letters[int(text)]
+    if len(text) == 1 and text in letters:
+        return text
+    raise DataError(f"{where}: answer {raw!r} is neither an option index nor a letter of the {n_choices} options")
+
+
+def required(row: Mapping[str, Any], key: str | None, where: str) -> Any:
+    value = field_value(row, key) if key else None
+    if value is None:
+        raise DataError(f"{where}: missing field {key!r} (fields: {sorted(row)})")
+    return value
+
+
+__all__ = ["AnswerFormat", "Benchmark", "DataError", "Example", "Task", "choice_letter", "load_rows"]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 
-from lco_exp.config import AnswerFormat, DataSourceConfig, TaskConfig
-from lco_exp.tasks.base import DataError, Example, load_examples
+from lco_exp.config import AnswerFormat, DataSourceConfig, Metric
+from lco_exp.tasks.base import DataError, Example, Task, choice_letter, field_value, required
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _HASHES = re.compile(r"####\s*([^\n]+)")
+_CHOICE = re.compile(r"(?<![A-Z])\(?([A-J])\)?(?![A-Z])")  # an option letter standing alone: B, (B), B. text
 _MAX_ANSWER_CHARS = 200  # longer extracted answers are not graded (0.0): no real final answer is that long
 
 
@@ -87,41 +88,43 @@ def answers_match(gold: str, pred: str, timeout_s: int) -> bool:
         return False
 
 
-class MathTask:
-    """Math task: prompts from a question, reward = final-answer equivalence."""
+class MathTask(Task):
+    """Math task: reward = final-answer equivalence (accuracy). Multiple-choice benchmarks (MMLU as boxed
+    choice, paper-notes 5.1) compare the boxed option letter."""
 
-    def __init__(self, cfg: TaskConfig):
-        self.cfg = cfg
-
-    def load(self, src: DataSourceConfig) -> list[Example]:
-        return load_examples(src, lambda raw: gold_answer(raw, src.answer_format))
-
-    def load_train(self) -> list[Example]:
-        return self.load(self.cfg.train)
-
-    def load_benchmarks(self, train: list[Example], limit: int | None = None) -> dict[str, list[Example]]:
-        """Held-out sets, each question once; with ``exclude_train_overlap`` questions in ``train`` are dropped."""
-        seen = {ex.question for ex in train} if self.cfg.exclude_train_overlap else set()
-        out = {}
-        for name, src in self.cfg.benchmarks.items():
-            unique = {ex.question: ex for ex in reversed(self.load(src))}  # first occurrence of each question wins
-            rows = [ex for ex in reversed(unique.values()) if ex.question not in seen]
-            if not rows:
-                raise DataError(f"task.benchmarks.{name}: no rows left after removing questions seen in training")
-            out[name] = rows[:limit] if limit is not None else rows
-        return out
-
-    def messages(self, ex: Example) -> list[dict[str, str]]:
-        msgs = [{"role": "system", "content": self.cfg.system_prompt}] if self.cfg.system_prompt else []
-        return msgs + [{"role": "user", "content": self.cfg.prompt_template.format(question=ex.question)}]
-
-    def completion(self, ex: Example) -> str:
-        """The supervised target for warm-up / SFT."""
-        return self.cfg.completion_template.format(answer=ex.answer, solution=ex.solution or ex.answer)
+    def gold(self, row, src: DataSourceConfig, where: str) -> dict:
+        raw = required(row, src.answer_field, where)
+        if src.answer_format == AnswerFormat.choice:
+            answer = choice_letter(raw, len(required(row, src.choices_field, where)), where)
+        else:
+            answer = gold_answer(str(raw), src.answer_format)
+        if not answer:
+            raise DataError(f"{where}: no final answer in field {src.answer_field!r}: {str(raw)[:80]!r}")
+        solution = field_value(row, src.solution_field) if src.solution_field else None
+        meta = {"choice": True} if src.answer_format == AnswerFormat.choice else {}
+        return {"answer": answer, "solution": None if solution is None else str(solution), "meta": meta}
 
     def extract(self, text: str) -> str | None:
         return extract_answer(text[-self.cfg.max_output_chars :])
 
-    def reward(self, ex: Example, text: str) -> float:
+    def vote_key(self, text: str) -> str | None:
         pred = self.extract(text)
-        return float(pred is not None and answers_match(ex.answer, pred, self.cfg.verify_timeout_s))
+        if pred is None:
+            return None
+        number = _as_number(pred)
+        return repr(number) if number is not None else " ".join(pred.split())
+
+    def correct(self, ex: Example, text: str) -> bool:
+        pred = self.extract(text)
+        if pred is None:
+            return False
+        if ex.meta.get("choice"):
+            found = _CHOICE.search(pred.upper())
+            return bool(found) and found.group(1) == ex.answer
+        return answers_match(ex.answer, pred, self.cfg.verify_timeout_s)
+
+    def score(self, metric: Metric, examples: list[Example], texts: list[str]) -> list[dict[str, float]]:
+        return [{"accuracy": float(self.correct(ex, t))} for ex, t in zip(examples, texts, strict=True)]
+
+    def reward(self, ex: Example, text: str) -> float:
+        return float(self.correct(ex, text))
