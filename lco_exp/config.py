@@ -430,7 +430,7 @@ class EvaluateConfig:
     name: str = "eval"
     seed: int = 0
     # a training run directory (its final_policy/ is used), a saved model directory, or a hub id;
-    # null: the `model` option as configured (including its warm-up, when cached)
+    # null: the `model` option's base weights as configured (hub id, package GGUF, or the untrained tiny model)
     checkpoint: str | None = None
     cache_dir: str = "${oc.env:LCO_EXP_CACHE,'~/.cache/lco_exp'}"
     evaluation: EvalConfig = field(default_factory=EvalConfig)

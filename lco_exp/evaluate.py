@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from lco_exp.config import (
@@ -194,14 +193,7 @@ def main(cfg: DictConfig) -> None:
 
     ev: EvaluateConfig = OmegaConf.to_object(cfg)
     validate_evaluate(ev)  # fail before any data or model loads
-    hydra_cfg = HydraConfig.get()
-    run = Run(
-        Path(hydra_cfg.runtime.output_dir),
-        ev,
-        OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-        list(hydra_cfg.overrides.task),
-        job_type="eval",
-    )
+    run = Run.from_hydra(cfg, ev, job_type="eval")
     try:
         metrics = run_evaluation(ev, run)
     finally:

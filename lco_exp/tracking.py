@@ -106,6 +106,16 @@ class Run:
         if mode == "offline":
             print(f"[lco_exp] W&B is offline; upload later with: wandb sync {self.dir / 'wandb'}/offline-run-*")
 
+    @classmethod
+    def from_hydra(cls, cfg, typed: ExperimentConfig | EvaluateConfig, job_type: str = "train") -> Run:
+        """The run of the current ``@hydra.main`` job: its output directory, resolved config and overrides."""
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
+
+        hydra_cfg = HydraConfig.get()
+        resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        return cls(Path(hydra_cfg.runtime.output_dir), typed, resolved, list(hydra_cfg.overrides.task), job_type)
+
     def log(self, metrics: dict[str, Any], step: int) -> None:
         record = {"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}
         self._file.write(json.dumps(record) + "\n")

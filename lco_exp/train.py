@@ -17,7 +17,6 @@ from pathlib import Path
 
 import hydra
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
@@ -454,13 +453,7 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # absolute: works for `
 def main(cfg: DictConfig) -> float | None:
     exp: ExperimentConfig = OmegaConf.to_object(cfg)  # typed from here on
     validate(exp)  # fail before any data or model loads
-    hydra_cfg = HydraConfig.get()
-    run = Run(
-        Path(hydra_cfg.runtime.output_dir),
-        exp,
-        OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-        list(hydra_cfg.overrides.task),
-    )
+    run = Run.from_hydra(cfg, exp)
     try:
         final = run_experiment(exp, run)
     finally:
