@@ -203,6 +203,11 @@ class SourceKind(Enum):
     local = "local"  # a .jsonl / .json / .parquet file
 
 
+class BadRows(Enum):
+    error = "error"  # stop at the first unusable row, naming the file, row and field
+    skip = "skip"  # leave unusable rows out; they are counted (printed, and logged as data/skipped_rows)
+
+
 class AnswerFormat(Enum):
     plain = "plain"  # the answer field is the answer
     gsm8k = "gsm8k"  # the answer field is a solution ending in '#### <answer>'
@@ -259,6 +264,7 @@ class DataSourceConfig:
     prompt_template: str | None = None  # null: the task's prompt_template; may use {question} {context} {choices}
     metric: Metric | None = None  # null: the task's first metric (TASK_METRICS)
     limit: int | None = None  # keep only the first N rows
+    bad_rows: BadRows = BadRows.error
 
 
 @dataclass
@@ -401,6 +407,17 @@ class EvalConfig:
     temperature: float = 1.0  # sampling temperature for pass@k / maj@k (assumed: the rollout's 1.0, paper-notes 5.5)
     top_p: float = 1.0
     max_table_rows: int = 200  # per-sample rows sent to the W&B table (the jsonl always has all of them)
+    benchmarks: list[str] | None = None  # evaluate only these of task.benchmarks; null: all
+
+
+@dataclass
+class CheckpointConfig:
+    """Checkpoints in <run dir>/checkpoints/ (lco_exp/checkpoint.py). Re-running the same command with the same
+    run directory (hydra.run.dir=...) resumes from the latest one; SIGTERM / SIGINT save one before exiting."""
+
+    every: int = 50  # RL steps between checkpoints (0: only at the end and on a signal)
+    keep: int = 2  # how many of the most recent checkpoints to keep
+    resume: bool = True  # resume from the run directory's latest checkpoint when there is one
 
 
 @dataclass
@@ -415,6 +432,10 @@ class ExperimentConfig:
     cache_dir: str = "${oc.env:LCO_EXP_CACHE,'~/.cache/lco_exp'}"  # warm-started and converted models
     save_final_policy: bool = True  # save_pretrained into <run dir>/final_policy (loads with from_pretrained)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # Stop after this many consecutive RL steps whose optimizer steps were skipped for a non-finite loss or
+    # gradient, saving a checkpoint of the last good parameters first (0: never stop)
+    max_bad_steps: int = 5
     algorithm: AlgorithmConfig = MISSING
     task: TaskConfig = MISSING
     model: ModelConfig = MISSING
@@ -532,6 +553,9 @@ def validate(exp: ExperimentConfig) -> None:
         raise ConfigError(f"rollout.temperature={exp.rollout.temperature}: must be >= 0")
     validate_task(exp.task)
     validate_evaluation(exp.evaluation)
+    validate_selection(exp.evaluation, exp.task)
+    if exp.checkpoint.every < 0 or exp.checkpoint.keep < 1 or exp.max_bad_steps < 0:
+        raise ConfigError("checkpoint.every and max_bad_steps must be >= 0, checkpoint.keep >= 1")
     models = {"model": exp.model}
     if isinstance(algo, LCOConfig):
         extra = {"verifier": algo.verifier, "dpo_model": algo.dpo_model, "dpo_reference": algo.dpo_reference}
@@ -639,10 +663,21 @@ def validate_evaluation(ev: EvalConfig) -> None:
         raise ConfigError(f"evaluation.limit={ev.limit}: must be >= 1 or null")
 
 
+def validate_selection(ev: EvalConfig, task: TaskConfig) -> None:
+    unknown = [b for b in ev.benchmarks or [] if b not in task.benchmarks]
+    if unknown:
+        raise ConfigError(
+            f"evaluation.benchmarks: unknown benchmark(s) {unknown}; task.benchmarks has {sorted(task.benchmarks)}"
+        )
+    if ev.benchmarks is not None and not ev.benchmarks:
+        raise ConfigError("evaluation.benchmarks is empty: name at least one, or null for all")
+
+
 def validate_evaluate(cfg: EvaluateConfig) -> None:
     """Checks for ``python -m lco_exp.evaluate``; runs before any data or model loads."""
     validate_task(cfg.task)
     validate_evaluation(cfg.evaluation)
+    validate_selection(cfg.evaluation, cfg.task)
     if cfg.task.max_new_tokens < 1:
         raise ConfigError(f"task.max_new_tokens={cfg.task.max_new_tokens}: must be >= 1")
     models = {"model": cfg.model} | task_models(cfg.task)

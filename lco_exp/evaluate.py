@@ -164,7 +164,7 @@ def run_evaluation(cfg: EvaluateConfig, run) -> dict[str, float]:
     cache = Path(cfg.cache_dir).expanduser()
     task = make_task(cfg.task)
     train = task.load_train() if cfg.task.exclude_train_overlap else []
-    benchmarks = task.load_benchmarks(train, cfg.evaluation.limit)
+    benchmarks = task.load_benchmarks(train, cfg.evaluation.limit, cfg.evaluation.benchmarks)
     attach_models(task, cfg.hardware, cache, cfg.seed)
     if cfg.checkpoint is not None:
         mc = replace(cfg.model, source=ModelSource.pretrained, path=resolve_checkpoint(cfg.checkpoint))

@@ -12,6 +12,7 @@ import netrc
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -78,33 +79,65 @@ class Run:
             self._init_wandb(exp, resolved)
 
     def _init_wandb(self, exp: ExperimentConfig | EvaluateConfig, resolved: dict[str, Any]) -> None:
+        """Start (or, when this run directory already has one, resume) the W&B run. If W&B cannot be reached
+        online, fall back to offline mode (sync later); if even that fails, metrics.jsonl alone carries on."""
         mode = wandb_mode(exp.logger.mode)
         if mode == "disabled":
             return
-        try:
-            import wandb
+        model, task = exp.model.name, exp.task.name
+        algo = exp.algorithm.name if isinstance(exp, ExperimentConfig) else "none"
+        kwargs = dict(
+            project=exp.logger.project,
+            entity=exp.logger.entity,
+            group=exp.logger.group or exp.name,
+            name=f"{exp.name}-{algo}-{task}-{model}-s{exp.seed}",
+            tags=[*exp.logger.tags, f"algorithm:{algo}", f"task:{task}", f"model:{model}", f"seed:{exp.seed}"],
+            job_type=self.job_type,
+            config=resolved,
+            dir=str(self.dir),
+            id=self.wandb_id,
+            resume="allow",
+        )
+        for attempt in [mode] + (["offline"] if mode == "online" else []):
+            try:
+                import wandb
 
-            model, task = exp.model.name, exp.task.name
-            algo = exp.algorithm.name if isinstance(exp, ExperimentConfig) else "none"
-            self.wandb = wandb.init(
-                project=exp.logger.project,
-                entity=exp.logger.entity,
-                group=exp.logger.group or exp.name,
-                name=f"{exp.name}-{algo}-{task}-{model}-s{exp.seed}",
-                tags=[*exp.logger.tags, f"algorithm:{algo}", f"task:{task}", f"model:{model}", f"seed:{exp.seed}"],
-                job_type=self.job_type,
-                config=resolved,
-                dir=str(self.dir),
-                mode=mode,
+                self.wandb = wandb.init(mode=attempt, **kwargs)
+                self.wandb.define_metric("step")
+                self.wandb.define_metric("*", step_metric="step")
+                mode = attempt
+                break
+            except Exception as err:  # a tracker failure must not cost the run
+                print(f"[lco_exp] W&B init ({attempt}) failed ({type(err).__name__}: {err})")
+                self.wandb = None
+        if self.wandb is None:
+            print(
+                "[lco_exp] logging to metrics.jsonl only; replay it later: python -m lco_exp.tracking sync "
+                + str(self.dir)
             )
-            self.wandb.define_metric("step")
-            self.wandb.define_metric("*", step_metric="step")
-        except Exception as err:  # a tracker failure must not cost the run
-            print(f"[lco_exp] W&B init failed ({type(err).__name__}: {err}); logging to metrics.jsonl only")
-            self.wandb = None
             return
+        self._id_file.write_text(self.wandb.id)
         if mode == "offline":
             print(f"[lco_exp] W&B is offline; upload later with: wandb sync {self.dir / 'wandb'}/offline-run-*")
+
+    @property
+    def _id_file(self) -> Path:
+        return self.dir / "wandb_run_id"
+
+    @property
+    def wandb_id(self) -> str:
+        """This run directory's W&B run id: made once, kept in ``wandb_run_id`` so a resumed run continues it."""
+        if not self._id_file.is_file():
+            self._id_file.write_text(uuid.uuid4().hex[:12])
+        return self._id_file.read_text().strip()
+
+    def rewind(self, step: int) -> None:
+        """Drop the records of steps after ``step`` from metrics.jsonl (a resumed run logs them again)."""
+        self._file.close()
+        path = self.dir / "metrics.jsonl"
+        kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in kept))
+        self._file = open(path, "a", encoding="utf-8")
 
     @classmethod
     def from_hydra(cls, cfg, typed: ExperimentConfig | EvaluateConfig, job_type: str = "train") -> Run:
@@ -147,3 +180,57 @@ class Run:
                 self.wandb.finish()
             except Exception as err:
                 print(f"[lco_exp] W&B finish failed ({type(err).__name__}: {err})")
+
+
+def _restore(value: Any) -> Any:
+    return float(value) if value in ("nan", "inf", "-inf") else value
+
+
+def replay(run_dir: Path, mode: str | None = None) -> int:
+    """Log a run directory's metrics.jsonl (and final summary) into its W&B run, resuming it by id: for runs
+    whose W&B connection failed at start or mid-run. Returns the number of records sent."""
+    import wandb
+
+    resolved = json.loads((run_dir / "config_resolved.json").read_text())
+    logger = resolved.get("logger") or {}
+    id_file = run_dir / "wandb_run_id"
+    run = wandb.init(
+        project=logger.get("project", "lco_exp"),
+        entity=logger.get("entity"),
+        group=logger.get("group") or resolved.get("name"),
+        id=id_file.read_text().strip() if id_file.is_file() else None,
+        resume="allow",
+        config=resolved,
+        dir=str(run_dir),
+        mode=mode or wandb_mode(logger.get("mode")),
+    )
+    run.define_metric("step")
+    run.define_metric("*", step_metric="step")
+    sent = 0
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        if line.strip():
+            run.log({k: _restore(v) for k, v in json.loads(line).items()})
+            sent += 1
+    final = run_dir / "final_metrics.json"
+    if final.is_file():
+        run.summary.update(json.loads(final.read_text()))
+    run.finish()
+    return sent
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lco_exp.tracking")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sync = sub.add_parser("sync", help="replay a run directory's metrics.jsonl into its W&B run")
+    sync.add_argument("run_dir", type=Path)
+    sync.add_argument("--mode", choices=["online", "offline"], default=None)
+    args = parser.parse_args(argv)
+    if not (args.run_dir / "metrics.jsonl").is_file():
+        parser.error(f"{args.run_dir}: no metrics.jsonl (not a run directory)")
+    print(f"[lco_exp] sent {replay(args.run_dir, args.mode)} records from {args.run_dir / 'metrics.jsonl'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,9 +6,12 @@ Composes the Hydra config, converts it once to typed dataclasses, then trains an
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import signal
 import statistics
+import threading
 import time
 from collections import defaultdict, deque
 from contextlib import contextmanager
@@ -20,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from lco_exp import models
+from lco_exp import checkpoint, models
 from lco_exp.algorithms import (
     actor_lr_scale,
     auxiliary_models,
@@ -289,6 +292,43 @@ def rollout_metrics(batch: RolloutBatch, group_size: int) -> dict[str, float]:
     return out
 
 
+class RunStopped(RuntimeError):
+    """The run stopped early on purpose (a signal, or too many non-finite steps) after saving a checkpoint."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class StopRequest:
+    """SIGTERM / SIGINT set a flag instead of killing the process; the loop saves a checkpoint after the current
+    step and stops. Installed only in the main thread (where Python delivers signals)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+        print(f"\n[lco_exp] {signal.Signals(signum).name}: saving a checkpoint after this step, then stopping")
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+    @property
+    def code(self) -> int:
+        return 128 + (self.signum or 0)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
 class SpikeDetector:
     """Instability events: a step whose gradient norm exceeds ``factor`` x the median of the previous ``window``
     finite norms, or whose loss or gradient is not finite. Counts are cumulative over the run."""
@@ -305,8 +345,19 @@ class SpikeDetector:
         self.nonfinite += bad
         if not bad:
             self.history.append(norm)
+        return self.metrics(spike or bad)
+
+    def state(self) -> dict:
+        return {"history": list(self.history), "spikes": self.spikes, "nonfinite": self.nonfinite}
+
+    def load_state(self, state: dict) -> None:
+        self.history.clear()
+        self.history.extend(state["history"])
+        self.spikes, self.nonfinite = state["spikes"], state["nonfinite"]
+
+    def metrics(self, event: bool) -> dict[str, float]:
         return {
-            "train/instability_event": float(spike or bad),
+            "train/instability_event": float(event),
             "train/grad_spikes_total": float(self.spikes),
             "train/nonfinite_steps_total": float(self.nonfinite),
         }
@@ -371,14 +422,53 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
         run.log_table("eval/samples", samples[: exp.evaluation.max_table_rows], step)
         return metrics
 
-    if warm:
-        run.log(warm, step=0)
-    before = run_eval(step=0)
-    run.summary.update({f"{k}@before": v for k, v in before.items() if k.startswith("eval/")})
+    bad_streak = 0  # consecutive RL steps with a skipped (non-finite) optimizer step
 
-    order = torch.randperm(len(train_set)).tolist()
-    cursor = 0
-    bar = tqdm(range(1, exp.steps + 1), desc=f"{algo.name}", dynamic_ncols=True)
+    def save_checkpoint(step: int, finished: bool = False) -> Path:
+        state = {
+            "optimizer": opt.state_dict(),
+            "critic_optimizer": critic_opt.state_dict() if critic_opt is not None else None,
+            "order": order,
+            "cursor": cursor,
+            "bad_streak": bad_streak,
+            "spikes": spikes.state(),
+            "start_scores": [[b, i, v] for (b, i), v in start_scores.items()],
+            "summary": dict(run.summary),
+            "wandb_id": run.wandb_id,
+            "finished": finished,
+        }
+        return checkpoint.save(run.dir, step, policy, critic, state, exp.checkpoint.keep)
+
+    resume_from = checkpoint.latest(run.dir) if exp.checkpoint.resume else None
+    if resume_from is not None:
+        state = checkpoint.load(resume_from, policy, critic)
+        if state["finished"]:
+            print(f"[lco_exp] {run.dir} already finished (checkpoint {resume_from.name}); nothing to do")
+            run.summary.update(json.loads((run.dir / "final_metrics.json").read_text()))
+            return {k: v for k, v in run.summary.items() if not k.endswith("@before")}
+        opt.load_state_dict(state["optimizer"])
+        if critic_opt is not None:
+            critic_opt.load_state_dict(state["critic_optimizer"])
+        order, cursor, bad_streak = state["order"], state["cursor"], state["bad_streak"]
+        spikes.load_state(state["spikes"])
+        start_scores.update({(b, i): v for b, i, v in state["start_scores"]})
+        run.summary.update(state["summary"])
+        run.rewind(state["step"])  # records logged after the checkpoint are logged again below
+        first_step = state["step"] + 1
+        checkpoint.set_rng_state(state["rng"])  # last: from here on the random stream continues exactly
+        print(f"[lco_exp] resumed from {resume_from} at step {first_step}")
+    else:
+        if warm:
+            run.log(warm, step=0)
+        if task.skipped_rows:
+            run.log({"data/skipped_rows": float(sum(task.skipped_rows.values()))}, step=0)
+        before = run_eval(step=0)
+        run.summary.update({f"{k}@before": v for k, v in before.items() if k.startswith("eval/")})
+        order = torch.randperm(len(train_set)).tolist()
+        cursor, first_step = 0, 1
+
+    stop = StopRequest()
+    bar = tqdm(range(first_step, exp.steps + 1), desc=f"{algo.name}", dynamic_ncols=True)
     for step in bar:
         timings: dict[str, float] = {}
         step_start = time.perf_counter()
@@ -433,9 +523,27 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
         metrics["perf/update_tokens_per_s"] = n_processed / timings["perf/time_update_s"]
         run.log(metrics, step)
         bar.set_postfix(reward=f"{metrics['rollout/reward_mean']:.3f}", gnorm=f"{stats['train/grad_norm']:.3g}")
-        # 7. periodic eval
+        # 7. periodic eval, checkpoint, and the ways a run stops early
         if exp.eval_every and step % exp.eval_every == 0 and step != exp.steps:
             run_eval(step)
+        bad_streak = bad_streak + 1 if stats["train/skipped_steps"] > 0 else 0
+        if exp.max_bad_steps and bad_streak >= exp.max_bad_steps:
+            path = save_checkpoint(step)  # skipped optimizer steps never touched the parameters: the last good ones
+            stop.restore()
+            raise RunStopped(
+                f"{bad_streak} consecutive steps had a non-finite loss or gradient (max_bad_steps="
+                f"{exp.max_bad_steps}); the last good parameters are saved in {path}. Lower algorithm.lr, set "
+                "algorithm.max_grad_norm, or use hardware.compute_dtype=float32, then re-run to resume"
+            )
+        if stop.signum is not None:
+            path = save_checkpoint(step)
+            stop.restore()
+            raise RunStopped(
+                f"stopped by {stop.name} after step {step}; checkpoint {path}; re-run to resume", stop.code
+            )
+        if exp.checkpoint.every and step % exp.checkpoint.every == 0 and step != exp.steps:
+            save_checkpoint(step)
+    stop.restore()
 
     after = run_eval(step=exp.steps)
     run.summary.update(after)
@@ -443,6 +551,7 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
         models.save_atomically(policy, tok, run.dir / "final_policy")
         if critic is not None:
             critic.save(run.dir / "critic")
+    save_checkpoint(exp.steps, finished=True)
     return after
 
 
@@ -456,6 +565,9 @@ def main(cfg: DictConfig) -> float | None:
     run = Run.from_hydra(cfg, exp)
     try:
         final = run_experiment(exp, run)
+    except RunStopped as stopped:
+        print(f"[lco_exp] {stopped}")
+        raise SystemExit(stopped.exit_code) from None
     finally:
         run.finish()
     headlines = [f"eval/{exp.task.name}/{name}/{headline_score(benchmark_metric(exp.task, src))}"

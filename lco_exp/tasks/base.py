@@ -17,6 +17,7 @@ from typing import Any
 from lco_exp.config import (
     METRIC_SCORES,
     AnswerFormat,
+    BadRows,
     DataSourceConfig,
     Metric,
     SourceKind,
@@ -106,10 +107,7 @@ def _file_rows(path: Path) -> list[dict[str, Any]]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise DataError(f"{path} row {i}: expected a JSON object, got {type(row).__name__}")
-    return rows
+    return rows  # rows that are not objects are reported (or skipped) per row by Task.load
 
 
 def _hub_rows(src: DataSourceConfig) -> list[dict[str, Any]]:
@@ -142,6 +140,7 @@ class Task:
 
     def __init__(self, cfg: TaskConfig):
         self.cfg = cfg
+        self.skipped_rows: dict[str, int] = {}  # source name -> rows left out under bad_rows=skip
         self.reward_name = cfg.reward or METRIC_SCORES[benchmark_metric(cfg, cfg.train)][0]
 
     # ------------------------------------------------------------------------------------------- data
@@ -152,8 +151,10 @@ class Task:
 
     def render(self, row: Mapping[str, Any], src: DataSourceConfig, where: str) -> str:
         question = field_value(row, src.question_field)
-        if question is None or not str(question).strip():
+        if question is None or (isinstance(question, str) and not question.strip()):
             raise DataError(f"{where}: missing or empty field {src.question_field!r} (fields: {sorted(row)})")
+        if not isinstance(question, str | int | float) or isinstance(question, bool):
+            raise DataError(f"{where}: field {src.question_field!r} must be text, got {type(question).__name__}")
         values = {"question": str(question), "context": "", "choices": ""}
         if src.context_field:
             context = field_value(row, src.context_field)
@@ -172,23 +173,43 @@ class Task:
             raise DataError(f"{where}: prompt template {template!r} uses an unknown field {err}") from None
 
     def load(self, src: DataSourceConfig) -> list[Example]:
+        """Every usable row as an Example. An unusable row raises, naming source, row and field; with
+        ``bad_rows: skip`` it is left out and counted in ``self.skipped_rows[src.name]``."""
         examples = []
+        skipped = 0
         for i, row in enumerate(load_rows(src)):
             where = f"{src.name} row {i}"
-            prompt = self.render(row, src, where)
-            examples.append(Example(id=f"{src.name}:{i}", prompt=prompt, **self.gold(row, src, where)))
+            try:
+                if not isinstance(row, Mapping):
+                    raise DataError(f"{where}: expected a JSON object with fields, got {type(row).__name__}")
+                prompt = self.render(row, src, where)
+                examples.append(Example(id=f"{src.name}:{i}", prompt=prompt, **self.gold(row, src, where)))
+            except DataError as err:
+                if src.bad_rows == BadRows.error:
+                    raise
+                skipped += 1
+                if skipped <= 3:
+                    print(f"[lco_exp] skipping a bad row: {err}")
+        if skipped:
+            self.skipped_rows[src.name] = skipped
+            print(f"[lco_exp] {src.name}: {skipped} bad rows skipped (bad_rows=skip), {len(examples)} kept")
         if not examples:
-            raise DataError(f"{src.name}: no rows")
+            raise DataError(f"{src.name}: no usable rows")
         return examples
 
     def load_train(self) -> list[Example]:
         return self.load(self.cfg.train)
 
-    def load_benchmarks(self, train: list[Example], limit: int | None = None) -> dict[str, Benchmark]:
-        """Held-out sets, each prompt once; with ``exclude_train_overlap`` prompts seen in ``train`` are dropped."""
+    def load_benchmarks(
+        self, train: list[Example], limit: int | None = None, only: list[str] | None = None
+    ) -> dict[str, Benchmark]:
+        """Held-out sets (all, or those named in ``only``), each prompt once; with ``exclude_train_overlap``
+        prompts seen in ``train`` are dropped."""
         seen = {ex.prompt for ex in train} if self.cfg.exclude_train_overlap else set()
         out = {}
         for name, src in self.cfg.benchmarks.items():
+            if only is not None and name not in only:
+                continue
             unique = {ex.prompt: ex for ex in reversed(self.load(src))}  # first occurrence of each prompt wins
             rows = [ex for ex in reversed(unique.values()) if ex.prompt not in seen]
             if not rows:
@@ -246,6 +267,13 @@ def required(row: Mapping[str, Any], key: str | None, where: str) -> Any:
     if value is None:
         raise DataError(f"{where}: missing field {key!r} (fields: {sorted(row)})")
     return value
+
+
+def scalar(value: Any, key: str | None, where: str) -> str:
+    """A gold answer given as text or a number, as text; anything else (a list, an object) is a bad row."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise DataError(f"{where}: field {key!r} must be text or a number, got {type(value).__name__}")
+    return str(value)
 
 
 __all__ = ["AnswerFormat", "Benchmark", "DataError", "Example", "Task", "choice_letter", "load_rows"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from lco_exp.config import AnswerFormat, DataSourceConfig, Metric
-from lco_exp.tasks.base import DataError, Example, Task, choice_letter, field_value, required
+from lco_exp.tasks.base import DataError, Example, Task, choice_letter, field_value, required, scalar
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _HASHES = re.compile(r"####\s*([^\n]+)")
@@ -97,7 +97,7 @@ class MathTask(Task):
         if src.answer_format == AnswerFormat.choice:
             answer = choice_letter(raw, len(required(row, src.choices_field, where)), where)
         else:
-            answer = gold_answer(str(raw), src.answer_format)
+            answer = gold_answer(scalar(raw, src.answer_field, where), src.answer_format)
         if not answer:
             raise DataError(f"{where}: no final answer in field {src.answer_field!r}: {str(raw)[:80]!r}")
         solution = field_value(row, src.solution_field) if src.solution_field else None
