@@ -239,3 +239,39 @@ def test_wandb_unreachable_falls_back_to_offline_and_a_mid_run_failure_keeps_met
     assert replay(tmp_path / "run", mode="offline") == len(steps)
     assert later.inits[0]["id"] == (tmp_path / "run" / "wandb_run_id").read_text()  # the same W&B run, resumed
     assert [r["step"] for r in later.logged] == steps
+
+
+def test_ppo_resume_restores_the_critic_and_both_optimizers(exp_factory, tmp_path, monkeypatch):
+    """In-process: SIGTERM arrives during step 2 of a PPO run; the re-run must match an uninterrupted run."""
+    overrides = ("algorithm=ppo", "steps=4", "checkpoint.every=0", "algorithm.lr=1e-3", "algorithm.critic_lr=1e-3")
+
+    def run_in(run_dir: Path) -> None:
+        exp = exp_factory(*overrides)
+        run = Run(run_dir, exp, {}, [])
+        try:
+            train.run_experiment(exp, run)
+        finally:
+            run.finish()
+
+    run_in(tmp_path / "a")
+    real, calls = train.update, {"n": 0}
+
+    def update_then_signal(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled by the loop: finish the step, checkpoint, stop
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "update", update_then_signal)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(train.RunStopped, match="stopped by SIGTERM after step 2"):
+        run_in(tmp_path / "b")
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # the run's handler is removed again
+    monkeypatch.setattr(train, "update", real)
+    run_in(tmp_path / "b")
+    assert_same_run(tmp_path / "a", tmp_path / "b")
+    ca, cb = (
+        load_file(tmp_path / "a" / "critic" / "value_head.safetensors"),
+        load_file(tmp_path / "b" / "critic" / "value_head.safetensors"),
+    )
+    assert all(torch.equal(ca[k], cb[k]) for k in ca)
