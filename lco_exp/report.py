@@ -1,8 +1,13 @@
-"""Summaries of finished runs: ``python -m lco_exp.report stability <runs dir> [--out results/stability]``.
+"""Summaries of finished runs, from what every run writes online or not (``metrics.jsonl``, ``final_metrics.json``,
+``config_resolved.json``):
 
-Reads each run directory's ``metrics.jsonl``, ``final_metrics.json`` and ``config_resolved.json`` (what every run
-writes, online or not) and writes ``summary.csv``, ``summary.md`` (a Markdown table) and ``curves.png``
-(gradient norm, reward, entropy and sampled-token probability against steps, one line per run).
+- ``python -m lco_exp.report stability <runs dir> [--out results/stability]``: one row per run (gradient norm,
+  reward, entropy, held-out accuracy), ``summary.csv``, ``summary.md`` and ``curves.png``.
+- ``python -m lco_exp.report grid <grid dir> --out results/<grid> --scale cpu|paper``: runs found anywhere below
+  the grid directory, grouped by task, model and algorithm variant over seeds. Writes ``summary.csv`` (one row
+  per group and benchmark: mean and std over seeds, plus stability figures), ``README.md`` (the tables, beside the
+  paper's reported numbers, each column saying whose number and at what scale), and ``curves_<task>.png``
+  (reward, gradient norm, entropy, sampled-token probability; mean over seeds per algorithm).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import csv
 import json
 import statistics
+import time
 from pathlib import Path
 
 
@@ -119,21 +125,196 @@ def plot_curves(runs: list[dict], out: Path, smooth: int = 5) -> None:
     fig.savefig(out / "curves.png", dpi=110)
 
 
+# ----------------------------------------------------------------------------------------------- grid
+
+# paper-notes 6.1: the only recovered numbers, presumably the best LCO entries; model and method not stated
+PAPER = [
+    ("math", "math500", "MATH500 pass@1", 73.2, "accuracy"),
+    ("math", "amc23", "AMC23 pass@1", 55.5, "accuracy"),
+    ("math", "minerva_math", "Minerva Math avg@1", 24.26, "accuracy"),
+    ("math", "mmlu", "MMLU accuracy", 72.11, "accuracy"),
+    ("math", "mmlu_redux", "MMLU-Redux accuracy", 76.71, "accuracy"),
+    ("reading", "qa_feedback", "QA-Feedback relevance (a reward-model score; ours: token F1)", 44.9, "f1"),
+    ("instruct", "alpaca_eval", "AlpacaEval 2.0 win rate (GPT-4 judge; ours: local-judge proxy)", 29.05,
+     "local_judge_win_rate"),
+]  # fmt: skip
+HEADLINES = ("accuracy", "exact_match", "prompt_strict", "local_judge_win_rate")
+
+
+def variant(config: dict) -> str:
+    algo = config["algorithm"]
+    return algo["name"] + (f"_{algo['loss']}" if algo["name"] == "lco" and "loss" in algo else "")
+
+
+def _std(xs: list[float]) -> float:
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def grid_rows(runs: list[dict]) -> list[dict]:
+    """One row per (task, model, algorithm variant, benchmark): held-out score before and after (mean, std over
+    seeds) and the stability figures of the group's runs."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for run in runs:
+        cfg = run["config"]
+        groups.setdefault((cfg["task"]["name"], cfg["model"]["name"], variant(cfg)), []).append(run)
+    rows = []
+    for (task, model, algo), members in sorted(groups.items()):
+        keys = sorted(k for k in members[0]["final"] if k.startswith("eval/") and k.rsplit("/", 1)[1] in HEADLINES)
+        stab = []
+        for run in members:
+            train = run["train"]
+            third = max(1, len(train) // 3)
+            reward = [r["rollout/reward_mean"] for r in train]
+            norms = [r["train/grad_norm"] for r in train]
+            stab.append({
+                "reward_first": _mean(reward[:third]),
+                "reward_last": _mean(reward[-third:]),
+                "grad_norm_last": statistics.median(norms[-third:]),
+                "grad_norm_max_over_median": max(norms) / statistics.median(norms),
+                "grad_spikes": train[-1].get("train/grad_spikes_total", 0.0),
+                "nonfinite_steps": train[-1].get("train/nonfinite_steps_total", 0.0),
+                "entropy_last": _mean([r["train/entropy"] for r in train][-third:]),
+            })  # fmt: skip
+        for key in keys:
+            after = [r["final"][key] for r in members if key in r["final"]]
+            before = [r["final"].get(f"{key}@before", float("nan")) for r in members]
+            rows.append({
+                "task": task, "model": model, "algorithm": algo, "benchmark": key.split("/")[2],
+                "metric": key.rsplit("/", 1)[1], "seeds": len(after),
+                "before_mean": _mean(before), "after_mean": _mean(after), "after_std": _std(after),
+                **{k: _mean([s[k] for s in stab]) for k in stab[0]},
+            })  # fmt: skip
+    return rows
+
+
+def plot_grid(runs: list[dict], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("rollout/reward_mean", "rollout reward"),
+        ("train/grad_norm", "gradient norm (log)"),
+        ("train/entropy", "token entropy (nats)"),
+        ("train/sampled_prob", "sampled-token probability"),
+    ]
+    written = []
+    for task in sorted({r["config"]["task"]["name"] for r in runs}):
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+        by_algo: dict[str, list[dict]] = {}
+        for r in runs:
+            if r["config"]["task"]["name"] == task:
+                by_algo.setdefault(f"{r['config']['model']['name']} {variant(r['config'])}", []).append(r)
+        for label, members in sorted(by_algo.items()):
+            steps = sorted({t["step"] for r in members for t in r["train"]})
+            for ax, (key, title) in zip(axes, panels, strict=True):
+                ys = [
+                    _mean([t[key] for r in members for t in r["train"] if t["step"] == s and key in t]) for s in steps
+                ]
+                ax.plot(steps, ys, label=f"{label} (n={len(members)})", linewidth=1.4)
+                ax.set_title(title)
+                ax.set_xlabel("step")
+        axes[1].set_yscale("log")
+        axes[-1].legend(fontsize=7)
+        fig.suptitle(f"{task}: mean over seeds")
+        fig.tight_layout()
+        path = out / f"curves_{task}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x != x else f"{x:.3f}"
+
+
+def grid_markdown(rows: list[dict], scale: str, grid: str, command: str) -> str:
+    lines = [
+        f"# `{grid}`: LCO vs PPO vs GRPO, {scale} scale",
+        "",
+        f"Made with `{command}` on {time.strftime('%Y-%m-%d')}. Scale `{scale}`: "
+        + (
+            "the tiny 3.2M-parameter model (short SFT warm-up), offline data, a few RL steps per run on a 2-core "
+            "CPU. At this scale the numbers check the pipeline end to end; they are far too small to rank the "
+            "methods."
+            if scale == "cpu"
+            else "the paper settings of conf/experiment/paper/ on GPUs."
+        ),
+        "",
+        "## Held-out scores (ours; mean ± std over seeds) and stability",
+        "",
+        "| task | model | algorithm | benchmark | metric | seeds | before | after | reward first → last third | "
+        "grad norm (last third) | max / median | spikes | non-finite |",
+        "|" + "---|" * 13,
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['model']} | {r['algorithm']} | {r['benchmark']} | {r['metric']} | {r['seeds']} | "
+            f"{_fmt(r['before_mean'])} | {_fmt(r['after_mean'])} ± {_fmt(r['after_std'])} | "
+            f"{_fmt(r['reward_first'])} → {_fmt(r['reward_last'])} | {_fmt(r['grad_norm_last'])} | "
+            f"{_fmt(r['grad_norm_max_over_median'])} | {r['grad_spikes']:.1f} | {r['nonfinite_steps']:.1f} |"
+        )
+    lines += [
+        "",
+        "## Beside the paper's reported numbers",
+        "",
+        "Paper column: paper-notes 6.1, the only numbers recovered (presumably the best LCO entries; model not "
+        "stated; arxivlens also quotes 61.40 on MATH500 for Qwen-2.5-3B). Ours: the best algorithm of this grid on "
+        "the same benchmark, or a dash where this grid did not run it.",
+        "",
+        f"| benchmark | paper (LCO, model unknown) | ours ({scale} scale) |",
+        "|---|---|---|",
+    ]
+    for task, bench, label, value, metric in PAPER:
+        ours = [r for r in rows if r["task"] == task and r["benchmark"] == bench and r["metric"] == metric]
+        best = max(ours, key=lambda r: r["after_mean"], default=None)
+        cell = "—" if best is None else f"{100 * best['after_mean']:.1f} ({best['algorithm']}, {best['model']})"
+        lines.append(f"| {label} | {value} | {cell} |")
+    return "\n".join(lines) + "\n"
+
+
+def find_runs(grid: Path) -> list[Path]:
+    return sorted(p.parent for p in grid.rglob("final_metrics.json") if (p.parent / "config_resolved.json").is_file())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["stability"])
-    parser.add_argument("runs", type=Path, help="a directory whose sub-directories are finished runs")
-    parser.add_argument("--out", type=Path, default=Path("results/stability"))
+    parser.add_argument("kind", choices=["stability", "grid"])
+    parser.add_argument("runs", type=Path, help="stability: a directory of finished runs; grid: a grid directory")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--scale", choices=["cpu", "paper"], default="cpu", help="grid: the scale the runs were made at"
+    )
     args = parser.parse_args()
+    if args.kind == "grid":
+        dirs = find_runs(args.runs)
+        if not dirs:
+            parser.error(f"{args.runs}: no finished runs below it (final_metrics.json + config_resolved.json)")
+        runs = [load_run(d) for d in dirs]
+        out = args.out or Path("results") / args.runs.name
+        out.mkdir(parents=True, exist_ok=True)
+        rows = grid_rows(runs)
+        with (out / "summary.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        command = f"bash sweeps/reproduce_paper.sh {args.scale}"
+        (out / "README.md").write_text(grid_markdown(rows, args.scale, out.name, command))
+        plot_grid(runs, out)
+        print((out / "README.md").read_text())
+        return
     dirs = sorted(d for d in args.runs.iterdir() if (d / "final_metrics.json").is_file())
     if not dirs:
         parser.error(f"{args.runs}: no finished runs (sub-directories with final_metrics.json)")
     runs = [load_run(d) for d in dirs]
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out or Path("results/stability")
+    out.mkdir(parents=True, exist_ok=True)
     rows = [stability_row(r) for r in runs]
-    write_table(rows, args.out)
-    plot_curves(runs, args.out)
-    print((args.out / "summary.md").read_text())
+    write_table(rows, out)
+    plot_curves(runs, out)
+    print((out / "summary.md").read_text())
 
 
 if __name__ == "__main__":

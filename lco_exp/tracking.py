@@ -126,9 +126,10 @@ class Run:
 
     @property
     def wandb_id(self) -> str:
-        """This run directory's W&B run id: made once, kept in ``wandb_run_id`` so a resumed run continues it."""
+        """This run directory's W&B run id: made once (or given by a W&B sweep agent through WANDB_RUN_ID), kept
+        in ``wandb_run_id`` so a resumed run continues it."""
         if not self._id_file.is_file():
-            self._id_file.write_text(uuid.uuid4().hex[:12])
+            self._id_file.write_text(os.environ.get("WANDB_RUN_ID") or uuid.uuid4().hex[:12])
         return self._id_file.read_text().strip()
 
     def rewind(self, step: int) -> None:
