@@ -170,7 +170,8 @@ def grid_rows(runs: list[dict]) -> list[dict]:
                 "reward_first": _mean(reward[:third]),
                 "reward_last": _mean(reward[-third:]),
                 "grad_norm_last": statistics.median(norms[-third:]),
-                "grad_norm_max_over_median": max(norms) / statistics.median(norms),
+                # a run whose gradient was always zero (e.g. GRPO groups that all got the same reward) has no ratio
+                "grad_norm_max_over_median": max(norms) / statistics.median(norms) if any(norms) else float("nan"),
                 "grad_spikes": train[-1].get("train/grad_spikes_total", 0.0),
                 "nonfinite_steps": train[-1].get("train/nonfinite_steps_total", 0.0),
                 "entropy_last": _mean([r["train/entropy"] for r in train][-third:]),

@@ -117,15 +117,19 @@ def test_grid_report_aggregates_over_seeds_and_keeps_paper_and_ours_apart(tmp_pa
     fake_run(grid, "math", "lco", "kld", 0, 0.5, [1.0, 1.0, 1.0])
     fake_run(grid, "math", "lco", "kld", 1, 0.7, [1.0, 2.0, 1.0])
     fake_run(grid, "math", "grpo", None, 0, 0.2, [1.0, 9.0, 1.0])
+    fake_run(grid, "reading", "ppo", None, 0, 0.0, [0.0, 0.0, 0.0])  # a run whose gradient was always zero
     runs = [report.load_run(d) for d in report.find_runs(grid)]
     rows = {r["algorithm"]: r for r in report.grid_rows(runs)}
+    assert rows["ppo"]["grad_norm_max_over_median"] != rows["ppo"]["grad_norm_max_over_median"]  # nan, not a crash
     assert rows["lco_kld"]["seeds"] == 2 and rows["lco_kld"]["after_mean"] == pytest.approx(0.6)
     assert rows["lco_kld"]["after_std"] == pytest.approx(0.1414, abs=1e-4)
     assert rows["grpo"]["grad_norm_max_over_median"] == pytest.approx(9.0) and rows["grpo"]["grad_spikes"] == 1.0
-    text = report.grid_markdown(list(rows.values()), "cpu", "grid", "bash sweeps/reproduce_paper.sh cpu")
+    text = report.grid_markdown(
+        [r for r in rows.values() if r["task"] == "math"], "cpu", "grid", "bash sweeps/reproduce_paper.sh cpu"
+    )
     assert "| MATH500 pass@1 | 73.2 | — |" in text  # the paper's number, and no claim of ours beside it
     assert "cpu scale" in text and "0.600 ± 0.141" in text
-    assert [p.name for p in report.plot_grid(runs, tmp_path)] == ["curves_math.png"]
+    assert [p.name for p in report.plot_grid(runs, tmp_path)] == ["curves_math.png", "curves_reading.png"]
 
 
 def test_reproduce_script_skips_finished_runs_and_ends_with_the_report(tmp_path):
