@@ -276,6 +276,22 @@ def grid_markdown(rows: list[dict], scale: str, grid: str, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def load_wandb_runs(path: str, group: str, api=None) -> list[dict]:
+    """Finished runs of a W&B group (``path`` = entity/project) in the shape of ``load_run``: config, summary as
+    the final metrics, full history as the records. For grids whose run directories are elsewhere."""
+    if api is None:
+        import wandb
+
+        api = wandb.Api()
+    runs = []
+    for r in api.runs(path, filters={"group": group, "jobType": "train", "state": "finished"}):
+        records = [dict(row) for row in r.scan_history()]
+        final = {k: v for k, v in dict(r.summary).items() if isinstance(v, int | float) and not k.startswith("_")}
+        train = [x for x in records if x.get("train/grad_norm") is not None]
+        runs.append({"label": r.name, "config": dict(r.config), "final": final, "train": train, "records": records})
+    return runs
+
+
 def find_runs(grid: Path) -> list[Path]:
     return sorted(p.parent for p in grid.rglob("final_metrics.json") if (p.parent / "config_resolved.json").is_file())
 
@@ -284,16 +300,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=["stability", "grid"])
     parser.add_argument("runs", type=Path, help="stability: a directory of finished runs; grid: a grid directory")
+    parser.add_argument("--wandb", default=None, help="grid: also read finished runs of W&B entity/project ...")
+    parser.add_argument("--group", default=None, help="... in this W&B group (the experiment name)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--scale", choices=["cpu", "paper"], default="cpu", help="grid: the scale the runs were made at"
     )
     args = parser.parse_args()
     if args.kind == "grid":
-        dirs = find_runs(args.runs)
-        if not dirs:
+        runs = [load_run(d) for d in find_runs(args.runs)] if args.runs.is_dir() else []
+        if args.wandb:
+            if not args.group:
+                parser.error("--wandb needs --group")
+            runs += load_wandb_runs(args.wandb, args.group)
+        if not runs:
             parser.error(f"{args.runs}: no finished runs below it (final_metrics.json + config_resolved.json)")
-        runs = [load_run(d) for d in dirs]
         out = args.out or Path("results") / args.runs.name
         out.mkdir(parents=True, exist_ok=True)
         rows = grid_rows(runs)

@@ -156,3 +156,23 @@ def test_reproduce_script_skips_finished_runs_and_ends_with_the_report(tmp_path)
     assert calls[1] == "-m lco_exp.report grid outputs/reproduce_cpu --out results/reproduce_cpu --scale cpu"
     bad = subprocess.run(["bash", str(script), "laptop"], cwd=work, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown scale" in bad.stderr
+
+
+def test_grid_report_reads_finished_runs_from_the_wandb_api(tmp_path):
+    fake_run(tmp_path, "math", "lco", "kld", 0, 0.5, [1.0, 2.0, 1.0])
+    local = report.load_run(tmp_path / "math" / "lco_kld" / "seed0")
+
+    class FakeRun:
+        name, config, summary = "r0", local["config"], {**local["final"], "_step": 3, "note": "text"}
+
+        def scan_history(self):
+            return iter(local["records"])
+
+    class FakeApi:
+        def runs(self, path, filters):
+            assert path == "ent/proj" and filters["group"] == "g" and filters["state"] == "finished"
+            return [FakeRun()]
+
+    (remote,) = report.load_wandb_runs("ent/proj", "g", api=FakeApi())
+    assert remote["final"] == local["final"] and remote["train"] == local["train"]
+    assert report.grid_rows([remote]) == report.grid_rows([local])
