@@ -196,7 +196,7 @@ def plot_grid(runs: list[dict], out: Path) -> list[Path]:
 
     panels = [
         ("rollout/reward_mean", "rollout reward"),
-        ("train/grad_norm", "gradient norm (log)"),
+        ("train/grad_norm", "gradient norm (symlog)"),
         ("train/entropy", "token entropy (nats)"),
         ("train/sampled_prob", "sampled-token probability"),
     ]
@@ -216,7 +216,7 @@ def plot_grid(runs: list[dict], out: Path) -> list[Path]:
                 ax.plot(steps, ys, label=f"{label} (n={len(members)})", linewidth=1.4)
                 ax.set_title(title)
                 ax.set_xlabel("step")
-        axes[1].set_yscale("log")
+        axes[1].set_yscale("symlog", linthresh=1e-3)  # all-zero runs (GRPO with equal rewards) stay plottable
         axes[-1].legend(fontsize=7)
         fig.suptitle(f"{task}: mean over seeds")
         fig.tight_layout()
