@@ -283,7 +283,7 @@ class TaskConfig:
     no_answer: str = "unanswerable"  # reading: what the model says for an unanswerable question (SQuAD v2)
     reward_model: ModelConfig | None = None  # reading: scores (question, answer) for task.reward=reward_model
     judge: ModelConfig | None = None  # instruct: the local judge of `metric: judge` benchmarks (a proxy, not GPT-4)
-    judge_max_chars: int = 1500  # each response is cut to this many characters in the judge's prompt
+    judge_max_chars: int = 4000  # prompt and each response are cut to this many characters for the judge / reward model
 
 
 # ----------------------------------------------------------------------------------------------- model

@@ -14,6 +14,7 @@ import torch
 from lco_exp import models
 from lco_exp.config import HardwareConfig, ModelConfig, ModelSource
 
+BATCH = 8  # prompt-response pairs per forward pass (speed only)
 JUDGE_PROMPT = (
     "Here is an instruction and two responses to it.\n\nInstruction:\n{instruction}\n\nResponse A:\n{a}\n\n"
     "Response B:\n{b}\n\nWhich response follows the instruction better and is more helpful? Reply with A or B."
@@ -37,8 +38,8 @@ def _first_token_ids(tok, words: list[str]) -> list[int]:
 class _NextTokenScorer:
     """A causal LM asked a two-way question; the score is P(first option) among the two options' first tokens."""
 
-    def __init__(self, model, tok, cfg: ModelConfig, hw: HardwareConfig, options: tuple[str, str], batch_size: int = 8):
-        self.model, self.tok, self.cfg, self.hw, self.batch_size = models.freeze(model), tok, cfg, hw, batch_size
+    def __init__(self, model, tok, cfg: ModelConfig, hw: HardwareConfig, options: tuple[str, str]):
+        self.model, self.tok, self.cfg, self.hw = models.freeze(model), tok, cfg, hw
         self.yes = _first_token_ids(tok, [options[0], " " + options[0]])
         self.no = _first_token_ids(tok, [options[1], " " + options[1]])
         if set(self.yes) & set(self.no):
@@ -49,10 +50,10 @@ class _NextTokenScorer:
     @torch.no_grad()
     def prob_first(self, questions: list[str]) -> list[float]:
         out = []
-        for s in range(0, len(questions), self.batch_size):
+        for s in range(0, len(questions), BATCH):
             ids = [
                 models.encode_prompt(self.tok, [{"role": "user", "content": q}], self.cfg.use_chat_template)
-                for q in questions[s : s + self.batch_size]
+                for q in questions[s : s + BATCH]
             ]
             if self.max_len:
                 ids = [p[-self.max_len :] for p in ids]  # keep the end, where the question is asked
@@ -103,7 +104,7 @@ class RewardModel:
     """A learned score of (prompt, response) in [0, 1]: a sequence classifier's sigmoid (one label) or
     probability of its last label (several), or a causal LM's P(Yes) to a verification question."""
 
-    def __init__(self, cfg: ModelConfig, hw: HardwareConfig, cache_dir: Path, seed: int, max_chars: int = 4000):
+    def __init__(self, cfg: ModelConfig, hw: HardwareConfig, cache_dir: Path, seed: int, max_chars: int):
         self.cfg, self.hw, self.max_chars = cfg, hw, max_chars
         self.classifier = None
         if cfg.source == ModelSource.pretrained and _is_classifier(cfg):
@@ -132,10 +133,10 @@ class RewardModel:
                 ]
             )
         out = []
-        for s in range(0, len(prompts), 8):
+        for s in range(0, len(prompts), BATCH):
             enc = self.tok(
-                [p[:cut] for p in prompts[s : s + 8]],
-                [r[:cut] for r in responses[s : s + 8]],
+                [p[:cut] for p in prompts[s : s + BATCH]],
+                [r[:cut] for r in responses[s : s + BATCH]],
                 return_tensors="pt",
                 padding=True,
                 truncation=True,
@@ -164,4 +165,4 @@ def attach_models(task, hw: HardwareConfig, cache_dir: Path, seed: int) -> None:
     if task.cfg.judge is not None:
         task.judge = load_judge(task.cfg.judge, hw, cache_dir, seed, task.cfg.judge_max_chars)
     if task.cfg.reward_model is not None:
-        task.reward_model = RewardModel(task.cfg.reward_model, hw, cache_dir, seed)
+        task.reward_model = RewardModel(task.cfg.reward_model, hw, cache_dir, seed, task.cfg.judge_max_chars)

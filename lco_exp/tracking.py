@@ -116,7 +116,6 @@ class Run:
                 + str(self.dir)
             )
             return
-        self._id_file.write_text(self.wandb.id)
         if mode == "offline":
             print(f"[lco_exp] W&B is offline; upload later with: wandb sync {self.dir / 'wandb'}/offline-run-*")
 

@@ -301,15 +301,24 @@ class RunStopped(RuntimeError):
 
 
 class StopRequest:
-    """SIGTERM / SIGINT set a flag instead of killing the process; the loop saves a checkpoint after the current
-    step and stops. Installed only in the main thread (where Python delivers signals)."""
+    """While entered, SIGTERM / SIGINT set a flag instead of killing the process; the loop saves a checkpoint after
+    the current step and stops. The previous handlers come back on exit, however the block ends. Installed only in
+    the main thread (where Python delivers signals)."""
 
     def __init__(self):
         self.signum: int | None = None
         self._previous = {}
+
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
     def _handle(self, signum, frame) -> None:
         self.signum = signum
@@ -322,11 +331,6 @@ class StopRequest:
     @property
     def code(self) -> int:
         return 128 + (self.signum or 0)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
 
 
 class SpikeDetector:
@@ -345,7 +349,11 @@ class SpikeDetector:
         self.nonfinite += bad
         if not bad:
             self.history.append(norm)
-        return self.metrics(spike or bad)
+        return {
+            "train/instability_event": float(spike or bad),
+            "train/grad_spikes_total": float(self.spikes),
+            "train/nonfinite_steps_total": float(self.nonfinite),
+        }
 
     def state(self) -> dict:
         return {"history": list(self.history), "spikes": self.spikes, "nonfinite": self.nonfinite}
@@ -354,13 +362,6 @@ class SpikeDetector:
         self.history.clear()
         self.history.extend(state["history"])
         self.spikes, self.nonfinite = state["spikes"], state["nonfinite"]
-
-    def metrics(self, event: bool) -> dict[str, float]:
-        return {
-            "train/instability_event": float(event),
-            "train/grad_spikes_total": float(self.spikes),
-            "train/nonfinite_steps_total": float(self.nonfinite),
-        }
 
 
 def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
@@ -467,83 +468,80 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
         order = torch.randperm(len(train_set)).tolist()
         cursor, first_step = 0, 1
 
-    stop = StopRequest()
-    bar = tqdm(range(first_step, exp.steps + 1), desc=f"{algo.name}", dynamic_ncols=True)
-    for step in bar:
-        timings: dict[str, float] = {}
-        step_start = time.perf_counter()
-        # 1. sample B prompts (reshuffle at the end of each pass over the data) and G completions each
-        examples = []
-        for _ in range(exp.prompts_per_step):
-            if cursor == len(order):
-                order, cursor = torch.randperm(len(train_set)).tolist(), 0
-            examples.append(train_set[order[cursor]])
-            cursor += 1
-        with timed(timings, "rollout"):
-            batch = engine.generate(
-                [encode[ex.id] for ex in examples], n=algo.group_size, max_new_tokens=exp.task.max_new_tokens
-            )
-        # 2. reward every completion
-        with timed(timings, "reward"):
-            texts = engine.decode(batch)
-            group = [ex for ex in examples for _ in range(algo.group_size)]
-            batch.rewards = torch.tensor(task.rewards(task.train_metric, group, texts), dtype=torch.float32)
-        sampled = batch
-        if is_supervised(algo):  # SFT trains on the reference completions; the samples only measure reward
-            batch = sft_batch(tok, task, examples, use_chat)
-        # 3. what the loss needs besides the samples: reference, estimator models, behaviour fields, values
-        with timed(timings, "score"):
-            if ref is not None:
-                batch = replace(batch, **reference_fields(ref, batch, hw))
-            if "verifier" in aux:
-                batch = replace(batch, **verifier_fields(aux["verifier"], batch, hw, algo.candidates_k))
-            if needs_scoring(algo):
-                batch = engine.score(batch, behaviour_top_k(algo))
-            if "dpo_model" in aux:
-                batch = replace(batch, **dpo_fields(aux["dpo_model"], aux["dpo_reference"], batch, hw))
-            if critic is not None:
-                batch = replace(batch, **critic_fields(critic, batch, hw))
-        # 4. advantages, 5. update
-        batch = replace(batch, **compute_advantages(batch, algo))
-        if resets_optimizer(algo):
-            opt = make_optimizer(policy, algo)
-        for g in opt.param_groups:
-            g["lr"] = algo.lr * actor_lr_scale(algo, step)
-        diagnose = exp.diagnostics.every > 0 and step % exp.diagnostics.every == 0
-        with timed(timings, "update"):
-            stats = update(policy, opt, batch, algo, hw, diagnose, critic, critic_opt)
-        timings["perf/time_step_s"] = time.perf_counter() - step_start
-        # 6. log
-        n_generated = float(sampled.mask.sum())
-        n_processed = float(batch.attention_mask.sum()) * algo.epochs
-        metrics = rollout_metrics(sampled, algo.group_size) | stats | timings
-        metrics |= spikes(stats["train/grad_norm"], stats["train/skipped_steps"])
-        metrics["train/advantage_abs_mean"] = float(masked_mean(batch.adv.abs(), batch.mask))
-        metrics["perf/rollout_tokens_per_s"] = n_generated / timings["perf/time_rollout_s"]
-        metrics["perf/update_tokens_per_s"] = n_processed / timings["perf/time_update_s"]
-        run.log(metrics, step)
-        bar.set_postfix(reward=f"{metrics['rollout/reward_mean']:.3f}", gnorm=f"{stats['train/grad_norm']:.3g}")
-        # 7. periodic eval, checkpoint, and the ways a run stops early
-        if exp.eval_every and step % exp.eval_every == 0 and step != exp.steps:
-            run_eval(step)
-        bad_streak = bad_streak + 1 if stats["train/skipped_steps"] > 0 else 0
-        if exp.max_bad_steps and bad_streak >= exp.max_bad_steps:
-            path = save_checkpoint(step)  # skipped optimizer steps never touched the parameters: the last good ones
-            stop.restore()
-            raise RunStopped(
-                f"{bad_streak} consecutive steps had a non-finite loss or gradient (max_bad_steps="
-                f"{exp.max_bad_steps}); the last good parameters are saved in {path}. Lower algorithm.lr, set "
-                "algorithm.max_grad_norm, or use hardware.compute_dtype=float32, then re-run to resume"
-            )
-        if stop.signum is not None:
-            path = save_checkpoint(step)
-            stop.restore()
-            raise RunStopped(
-                f"stopped by {stop.name} after step {step}; checkpoint {path}; re-run to resume", stop.code
-            )
-        if exp.checkpoint.every and step % exp.checkpoint.every == 0 and step != exp.steps:
-            save_checkpoint(step)
-    stop.restore()
+    with StopRequest() as stop:
+        bar = tqdm(range(first_step, exp.steps + 1), desc=f"{algo.name}", dynamic_ncols=True)
+        for step in bar:
+            timings: dict[str, float] = {}
+            step_start = time.perf_counter()
+            # 1. sample B prompts (reshuffle at the end of each pass over the data) and G completions each
+            examples = []
+            for _ in range(exp.prompts_per_step):
+                if cursor == len(order):
+                    order, cursor = torch.randperm(len(train_set)).tolist(), 0
+                examples.append(train_set[order[cursor]])
+                cursor += 1
+            with timed(timings, "rollout"):
+                batch = engine.generate(
+                    [encode[ex.id] for ex in examples], n=algo.group_size, max_new_tokens=exp.task.max_new_tokens
+                )
+            # 2. reward every completion
+            with timed(timings, "reward"):
+                texts = engine.decode(batch)
+                group = [ex for ex in examples for _ in range(algo.group_size)]
+                batch.rewards = torch.tensor(task.rewards(task.train_metric, group, texts), dtype=torch.float32)
+            sampled = batch
+            if is_supervised(algo):  # SFT trains on the reference completions; the samples only measure reward
+                batch = sft_batch(tok, task, examples, use_chat)
+            # 3. what the loss needs besides the samples: reference, estimator models, behaviour fields, values
+            with timed(timings, "score"):
+                if ref is not None:
+                    batch = replace(batch, **reference_fields(ref, batch, hw))
+                if "verifier" in aux:
+                    batch = replace(batch, **verifier_fields(aux["verifier"], batch, hw, algo.candidates_k))
+                if needs_scoring(algo):
+                    batch = engine.score(batch, behaviour_top_k(algo))
+                if "dpo_model" in aux:
+                    batch = replace(batch, **dpo_fields(aux["dpo_model"], aux["dpo_reference"], batch, hw))
+                if critic is not None:
+                    batch = replace(batch, **critic_fields(critic, batch, hw))
+            # 4. advantages, 5. update
+            batch = replace(batch, **compute_advantages(batch, algo))
+            if resets_optimizer(algo):
+                opt = make_optimizer(policy, algo)
+            for g in opt.param_groups:
+                g["lr"] = algo.lr * actor_lr_scale(algo, step)
+            diagnose = exp.diagnostics.every > 0 and step % exp.diagnostics.every == 0
+            with timed(timings, "update"):
+                stats = update(policy, opt, batch, algo, hw, diagnose, critic, critic_opt)
+            timings["perf/time_step_s"] = time.perf_counter() - step_start
+            # 6. log
+            n_generated = float(sampled.mask.sum())
+            n_processed = float(batch.attention_mask.sum()) * algo.epochs
+            metrics = rollout_metrics(sampled, algo.group_size) | stats | timings
+            metrics |= spikes(stats["train/grad_norm"], stats["train/skipped_steps"])
+            metrics["train/advantage_abs_mean"] = float(masked_mean(batch.adv.abs(), batch.mask))
+            metrics["perf/rollout_tokens_per_s"] = n_generated / timings["perf/time_rollout_s"]
+            metrics["perf/update_tokens_per_s"] = n_processed / timings["perf/time_update_s"]
+            run.log(metrics, step)
+            bar.set_postfix(reward=f"{metrics['rollout/reward_mean']:.3f}", gnorm=f"{stats['train/grad_norm']:.3g}")
+            # 7. periodic eval, checkpoint, and the ways a run stops early
+            if exp.eval_every and step % exp.eval_every == 0 and step != exp.steps:
+                run_eval(step)
+            bad_streak = bad_streak + 1 if stats["train/skipped_steps"] > 0 else 0
+            if exp.max_bad_steps and bad_streak >= exp.max_bad_steps:
+                path = save_checkpoint(step)  # skipped optimizer steps never touched the parameters: the last good ones
+                raise RunStopped(
+                    f"{bad_streak} consecutive steps had a non-finite loss or gradient (max_bad_steps="
+                    f"{exp.max_bad_steps}); the last good parameters are saved in {path}. Lower algorithm.lr, set "
+                    "algorithm.max_grad_norm, or use hardware.compute_dtype=float32, then re-run to resume"
+                )
+            if stop.signum is not None:
+                path = save_checkpoint(step)
+                raise RunStopped(
+                    f"stopped by {stop.name} after step {step}; checkpoint {path}; re-run to resume", stop.code
+                )
+            if exp.checkpoint.every and step % exp.checkpoint.every == 0 and step != exp.steps:
+                save_checkpoint(step)
 
     after = run_eval(step=exp.steps)
     run.summary.update(after)

@@ -65,12 +65,12 @@ def test_reward_model_classifier_and_causal_verifier(tmp_path):
     LlamaForSequenceClassification(config).save_pretrained(tmp_path / "rm")
     tok.save_pretrained(tmp_path / "rm")
     hw = HardwareConfig()
-    rm = RewardModel(ModelConfig(name="rm", path=str(tmp_path / "rm")), hw, tmp_path, seed=0)
+    rm = RewardModel(ModelConfig(name="rm", path=str(tmp_path / "rm")), hw, tmp_path, seed=0, max_chars=4000)
     assert rm.classifier is not None
     s = rm.score(["question one", "question two"], ["answer", "a different answer"])
     assert all(0.0 < x < 1.0 for x in s) and s != pytest.approx([s[0], s[0]])
     assert rm.score(["question one"], ["answer"]) == pytest.approx(s[:1])  # padding does not change a score
-    verifier = RewardModel(tiny_cfg(), hw, tmp_path, seed=0)
+    verifier = RewardModel(tiny_cfg(), hw, tmp_path, seed=0, max_chars=4000)
     assert verifier.classifier is None and all(0.0 < x < 1.0 for x in verifier.score(["q"], ["a"]))
 
 

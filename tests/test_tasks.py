@@ -7,11 +7,16 @@ import time
 
 import pytest
 
-from lco_exp.config import AnswerFormat, DataSourceConfig, SourceKind, TaskConfig
+from lco_exp.config import AnswerFormat, DataSourceConfig, Metric, SourceKind, TaskConfig
 from lco_exp.tasks import DataError, Example, make_task
 from lco_exp.tasks.math import _MAX_ANSWER_CHARS, _as_number, answers_match, extract_answer, gold_answer
 
 TASK = make_task(TaskConfig(name="math"))
+
+
+def reward(ex: Example, text: str) -> float:
+    """The training reward of one output, through the path training uses (``Task.rewards``)."""
+    return TASK.rewards(Metric.math, [ex], [text])[0]
 
 
 def ex(answer: str) -> Example:
@@ -43,22 +48,22 @@ def ex(answer: str) -> Example:
     ],
 )
 def test_math_reward_truth_table(gold, output, expected):
-    assert TASK.reward(ex(gold), output) == expected
+    assert reward(ex(gold), output) == expected
 
 
 def test_adversarial_output_is_not_executed(tmp_path):
     marker = tmp_path / "pwned"
-    TASK.reward(ex("1"), f"\\boxed{{__import__('pathlib').Path('{marker}').touch()}}")
-    TASK.reward(ex("1"), f"#### exec(\"open('{marker}','w')\")")
+    reward(ex("1"), f"\\boxed{{__import__('pathlib').Path('{marker}').touch()}}")
+    reward(ex("1"), f"#### exec(\"open('{marker}','w')\")")
     assert not marker.exists()
 
 
 def test_huge_and_binary_outputs_are_bounded():
     start = time.perf_counter()
-    assert TASK.reward(ex("7"), "x" * 5_000_000 + " 7") == 1.0  # only the tail is read
-    assert TASK.reward(ex("7"), "{" * 100_000 + "\\boxed{" + "{" * 100_000) == 0.0
-    assert TASK.reward(ex("7"), "\x00\xff\ufffd" * 100_000) == 0.0
-    assert TASK.reward(ex("7"), "9" * 100_000) == 0.0
+    assert reward(ex("7"), "x" * 5_000_000 + " 7") == 1.0  # only the tail is read
+    assert reward(ex("7"), "{" * 100_000 + "\\boxed{" + "{" * 100_000) == 0.0
+    assert reward(ex("7"), "\x00\xff\ufffd" * 100_000) == 0.0
+    assert reward(ex("7"), "9" * 100_000) == 0.0
     assert time.perf_counter() - start < 10
 
 
@@ -108,7 +113,7 @@ def test_reasoning_gym_source_and_held_out_overlap_removed():
     assert not {e.prompt for e in held} & {e.prompt for e in train}
     assert len({e.prompt for e in held}) == len(held)  # each held-out question once
     e = train[0]
-    assert task.reward(e, e.answer) == 1.0 and task.completion(e) == e.answer
+    assert task.rewards(Metric.math, [e], [e.answer]) == [1.0] and task.completion(e) == e.answer
     cfg.benchmarks = {"same": cfg.train}
     with pytest.raises(DataError, match="task.benchmarks.same: no rows left"):
         make_task(cfg).load_benchmarks(train)
@@ -148,7 +153,7 @@ def test_local_jsonl_source_and_bad_rows(tmp_path):
 )
 def test_multiple_choice_truth_table(output, expected):
     choice = Example(id="mc", prompt="q", answer="B", meta={"choice": True})
-    assert TASK.reward(choice, output) == expected
+    assert reward(choice, output) == expected
 
 
 def test_multiple_choice_rows_render_options_and_letter_answers(tmp_path):

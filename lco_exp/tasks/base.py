@@ -16,7 +16,6 @@ from typing import Any
 
 from lco_exp.config import (
     METRIC_SCORES,
-    AnswerFormat,
     BadRows,
     DataSourceConfig,
     Metric,
@@ -276,4 +275,4 @@ def scalar(value: Any, key: str | None, where: str) -> str:
     return str(value)
 
 
-__all__ = ["AnswerFormat", "Benchmark", "DataError", "Example", "Task", "choice_letter", "load_rows"]
+__all__ = ["Benchmark", "DataError", "Example", "Task", "choice_letter", "load_rows"]

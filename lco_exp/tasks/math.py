@@ -125,6 +125,3 @@ class MathTask(Task):
 
     def score(self, metric: Metric, examples: list[Example], texts: list[str]) -> list[dict[str, float]]:
         return [{"accuracy": float(self.correct(ex, t))} for ex, t in zip(examples, texts, strict=True)]
-
-    def reward(self, ex: Example, text: str) -> float:
-        return float(self.correct(ex, text))
