@@ -215,6 +215,13 @@ class AnswerFormat(Enum):
     choice = "choice"  # multiple choice: an index (0 = A) or a letter; the choices come from `choices_field`
 
 
+class MathAnswer(Enum):
+    """Which part of a math output is its final answer."""
+
+    last = "last"  # the last \\boxed{}, else what follows '####', else the last number
+    first_number = "first_number"  # the first number in the output (the TRL peer's rule, reference/peer-baseline.md)
+
+
 class Metric(Enum):
     """How a benchmark's outputs are scored (each task allows some; `TASK_METRICS`)."""
 
@@ -279,6 +286,7 @@ class TaskConfig:
     max_new_tokens: int = 32
     verify_timeout_s: int = 2  # bound on math-verify parsing and comparison, per completion
     max_output_chars: int = 4000  # math: longer outputs are cut to their last N characters before grading
+    math_answer: MathAnswer = MathAnswer.last  # math: which part of an output is graded as its final answer
     reward: str | None = None  # training reward: a score of the train source's metric (METRIC_SCORES); null: its first
     no_answer: str = "unanswerable"  # reading: what the model says for an unanswerable question (SQuAD v2)
     reward_model: ModelConfig | None = None  # reading: scores (question, answer) for task.reward=reward_model
@@ -310,10 +318,14 @@ class TinyModelConfig:
 class WarmupConfig:
     """Supervised warm-start on the task's reference answers before RL, cached so a second run skips it."""
 
-    steps: int = 0  # 0: no warm-up
+    steps: int = 0  # 0: no warm-up; with time_budget_s, the most steps it may take
     lr: float = 1e-3
     batch_size: int = 64
     lr_warmup_steps: int = 30
+    # Stop after this many seconds of training (null: no limit). The cosine decay then follows elapsed time,
+    # so the learning rate reaches its floor when the budget runs out. The cached result depends on the
+    # machine's speed; warmup/steps records how many steps it took.
+    time_budget_s: float | None = None
 
 
 @dataclass
@@ -551,6 +563,11 @@ def validate(exp: ExperimentConfig) -> None:
         raise ConfigError("diagnostics.every must be >= 0 and diagnostics.spike_window >= 1")
     if exp.rollout.temperature < 0:
         raise ConfigError(f"rollout.temperature={exp.rollout.temperature}: must be >= 0")
+    budget = exp.model.warmup.time_budget_s
+    if budget is not None and (budget <= 0 or exp.model.warmup.steps < 1):
+        raise ConfigError(
+            f"model.warmup.time_budget_s={budget}: must be > 0, with model.warmup.steps >= 1 as the step cap"
+        )
     validate_task(exp.task)
     validate_evaluation(exp.evaluation)
     validate_selection(exp.evaluation, exp.task)

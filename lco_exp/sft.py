@@ -44,23 +44,29 @@ def sft_batch(tok, task, examples, use_chat_template: bool) -> RolloutBatch:
 
 
 def sft_warmup(model, tok, task, examples, cfg: WarmupConfig, model_cfg: ModelConfig, hw: HardwareConfig, seed: int):
-    """Train ``model`` in place for ``cfg.steps`` steps on random batches of reference completions."""
+    """Train ``model`` in place on random batches of reference completions, for ``cfg.steps`` steps or until
+    ``cfg.time_budget_s`` seconds have passed, whichever comes first."""
     device = hw.device.value
     full = sft_batch(tok, task, examples, model_cfg.use_chat_template)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
 
-    def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to 10%
+    start, losses = time.perf_counter(), []
+
+    def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to 10% over steps or time
         if step < cfg.lr_warmup_steps:
             return (step + 1) / cfg.lr_warmup_steps
         progress = (step - cfg.lr_warmup_steps) / max(1, cfg.steps - cfg.lr_warmup_steps)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+        if cfg.time_budget_s is not None:
+            progress = max(progress, (time.perf_counter() - start) / cfg.time_budget_s)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     gen = torch.Generator().manual_seed(seed)
     model.train()
-    start, losses = time.perf_counter(), []
-    bar = tqdm(range(cfg.steps), desc="sft warm-up", dynamic_ncols=True)
-    for _ in bar:
+    bar = tqdm(desc="sft warm-up", total=None if cfg.time_budget_s else cfg.steps, dynamic_ncols=True)
+    for _ in range(cfg.steps):
+        if cfg.time_budget_s is not None and time.perf_counter() - start >= cfg.time_budget_s:
+            break
         idx = torch.randint(len(examples), (cfg.batch_size,), generator=gen)
         mb = full.select(idx)
         # trim columns that are padding in every row of this batch
@@ -76,7 +82,9 @@ def sft_warmup(model, tok, task, examples, cfg: WarmupConfig, model_cfg: ModelCo
         opt.step()
         sched.step()
         losses.append(loss.item())
+        bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
     tail = losses[-20:] or [float("nan")]
     elapsed = time.perf_counter() - start
-    return {"warmup/loss": sum(tail) / len(tail), "warmup/steps": cfg.steps, "warmup/time_s": elapsed}
+    return {"warmup/loss": sum(tail) / len(tail), "warmup/steps": len(losses), "warmup/time_s": elapsed}

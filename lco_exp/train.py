@@ -75,14 +75,17 @@ def load_policy(exp: ExperimentConfig, task, train_set):
     mc, hw = exp.model, exp.hardware
     cache = Path(exp.cache_dir).expanduser()
     warm_dir = cache / "warmup" / f"{mc.name}-{warmup_key(mc, exp.task, exp.seed)}"
+    stats_file = warm_dir / "warmup_stats.json"  # how the cached warm-up went, reported again by runs that load it
     if mc.warmup.steps > 0 and (warm_dir / "config.json").is_file():
         model, tok = models.load_pretrained(warm_dir, mc, hw)
-        return model, tok, {"warmup/cached": 1.0}
+        stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
+        return model, tok, stats | {"warmup/cached": 1.0}
     model, tok = models.load_base(mc, hw, cache, exp.seed)
     if mc.warmup.steps == 0:
         return model, tok, {}
     stats = sft_warmup(model, tok, task, train_set, mc.warmup, mc, hw, exp.seed)
     models.save_atomically(model, tok, warm_dir)
+    stats_file.write_text(json.dumps(stats))
     return model, tok, stats | {"warmup/cached": 0.0}
 
 
@@ -366,6 +369,7 @@ class SpikeDetector:
 
 def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
     """Train, then evaluate. Returns the final evaluation metrics."""
+    run_start = time.perf_counter()
     validate(exp)
     seed_everything(exp.seed)
     if exp.hardware.num_threads:
@@ -544,6 +548,8 @@ def run_experiment(exp: ExperimentConfig, run: Run) -> dict[str, float]:
                 save_checkpoint(step)
 
     after = run_eval(step=exp.steps)
+    after["perf/time_run_s"] = time.perf_counter() - run_start  # this process: data, warm-up, RL and evaluations
+    run.log({"perf/time_run_s": after["perf/time_run_s"]}, exp.steps)
     run.summary.update(after)
     if exp.save_final_policy:
         models.save_atomically(policy, tok, run.dir / "final_policy")

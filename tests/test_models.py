@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from lco_exp import models
+from lco_exp import models, sft
 from lco_exp.algorithms import behaviour_top_k, compute_advantages
-from lco_exp.config import RolloutConfig
+from lco_exp.config import ConfigError, RolloutConfig, validate
 from lco_exp.losses import token_logprobs
 from lco_exp.rollout import make_engine
 from lco_exp.tasks import make_task
@@ -78,7 +79,7 @@ def test_warm_up_is_cached_and_reused(exp_factory):
     first, _, stats = load_policy(exp, task, train)
     assert stats["warmup/cached"] == 0.0 and stats["warmup/steps"] == 3
     second, _, stats2 = load_policy(exp, task, train)
-    assert stats2 == {"warmup/cached": 1.0}
+    assert stats2 == {**stats, "warmup/cached": 1.0}  # how the cached warm-up went is reported again
     for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     init, _ = models.build_tiny(exp.model, exp.seed)
@@ -86,6 +87,35 @@ def test_warm_up_is_cached_and_reused(exp_factory):
     exp.seed += 1  # a different seed is a different warm-start, not a cache hit
     _, _, stats3 = load_policy(exp, task, train)
     assert stats3["warmup/cached"] == 0.0
+
+
+def test_time_budget_ends_the_warm_up_and_decays_the_learning_rate(exp_factory, monkeypatch):
+    """With model.warmup.time_budget_s the warm-up stops when the (fake) clock passes the budget, however many
+    steps are allowed, and its cosine schedule follows elapsed time down to the 10% floor."""
+    exp = exp_factory("model.warmup.steps=1000", "model.warmup.time_budget_s=30", "model.warmup.batch_size=4",
+                      "model.warmup.lr_warmup_steps=1")  # fmt: skip
+    clock = iter(range(10**6))  # every perf_counter() call advances one fake second
+    monkeypatch.setattr(sft, "time", SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    lrs = []
+    adam_step = torch.optim.AdamW.step
+
+    def recording_step(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    task = make_task(exp.task)
+    model, tok = models.prepare(*models.build_tiny(exp.model, seed=0), exp.model, exp.hardware)
+    stats = sft.sft_warmup(model, tok, task, task.load_train()[:16], exp.model.warmup, exp.model, exp.hardware, 0)
+    assert 3 <= stats["warmup/steps"] < 30 and stats["warmup/steps"] == len(lrs)
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.5 * lrs[0]  # decaying with time, not with steps
+
+
+@pytest.mark.parametrize("budget, steps", [(0, 100), (-5, 100), (10, 0)])
+def test_bad_time_budget_is_refused_before_loading(budget, steps, exp_factory):
+    exp = exp_factory(f"model.warmup.time_budget_s={budget}", f"model.warmup.steps={steps}")
+    with pytest.raises(ConfigError, match="model.warmup.time_budget_s"):
+        validate(exp)
 
 
 @pytest.mark.parametrize("algorithm", ["lco", "grpo"])

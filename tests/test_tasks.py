@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lco_exp.config import AnswerFormat, DataSourceConfig, Metric, SourceKind, TaskConfig
+from lco_exp.config import AnswerFormat, DataSourceConfig, MathAnswer, Metric, SourceKind, TaskConfig
 from lco_exp.tasks import DataError, Example, make_task
 from lco_exp.tasks.math import _MAX_ANSWER_CHARS, _as_number, answers_match, extract_answer, gold_answer
 
@@ -75,6 +75,27 @@ def test_slow_symbolic_comparison_times_out():
     start = time.perf_counter()
     assert answers_match("1", heavy, timeout_s=1) is False
     assert time.perf_counter() - start < 8
+
+
+FIRST = make_task(TaskConfig(name="math", math_answer=MathAnswer.first_number))
+
+
+@pytest.mark.parametrize(
+    "gold, output, first, last",
+    [
+        ("103", "103", 1.0, 1.0),
+        ("103", " 103 103 103", 1.0, 1.0),
+        ("103", "10 3 103", 0.0, 1.0),  # the peer's rule reads the first number only
+        ("103", "103 then 104", 1.0, 0.0),
+        ("103", "= 103.", 1.0, 1.0),
+        ("103", "\\boxed{103} 7", 1.0, 1.0),  # last: boxed wins; first: 103 comes first
+        ("103", "no digits", 0.0, 0.0),
+        ("103", "", 0.0, 0.0),
+    ],
+)
+def test_first_number_rule_against_the_default_rule(gold, output, first, last):
+    assert FIRST.rewards(Metric.math, [ex(gold)], [output])[0] == first
+    assert reward(ex(gold), output) == last
 
 
 def test_extract_and_gold_formats():

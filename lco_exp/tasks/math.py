@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from lco_exp.config import AnswerFormat, DataSourceConfig, Metric
+from lco_exp.config import AnswerFormat, DataSourceConfig, MathAnswer, Metric
 from lco_exp.tasks.base import DataError, Example, Task, choice_letter, field_value, required, scalar
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
@@ -105,6 +105,9 @@ class MathTask(Task):
         return {"answer": answer, "solution": None if solution is None else str(solution), "meta": meta}
 
     def extract(self, text: str) -> str | None:
+        if self.cfg.math_answer == MathAnswer.first_number:
+            found = _NUMBER.search(text[: self.cfg.max_output_chars])
+            return found.group(0) if found else None
         return extract_answer(text[-self.cfg.max_output_chars :])
 
     def vote_key(self, text: str) -> str | None:
