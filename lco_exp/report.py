@@ -8,6 +8,10 @@
   per group and benchmark: mean and std over seeds, plus stability figures), ``README.md`` (the tables, beside the
   paper's reported numbers, each column saying whose number and at what scale), and ``curves_<task>.png``
   (reward, gradient norm, entropy, sampled-token probability; mean over seeds per algorithm).
+- ``python -m lco_exp.report peer <runs dir> --out results/peer_addition``: the comparison with the TRL peer
+  (``sweeps/peer/run_grid.sh``): one row per algorithm variant and learning rate (held-out accuracy mean and std
+  over seeds, collapse, wall time, seconds per step) beside TRL's figures, ``summary.csv``, ``summary.md`` and
+  ``curves.png`` (reward and gradient norm).
 """
 
 from __future__ import annotations
@@ -276,6 +280,149 @@ def grid_markdown(rows: list[dict], scale: str, grid: str, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------------------------- peer
+
+# reference/peer-baseline.md: TRL 1.16 on the same work, one seed per run (its runs 3 and 2)
+PEER_TRL = [
+    {"label": "TRL GRPO (peer run 3, grad ckpt off)", "lr": 5e-5, "before": 0.080, "after": 0.125,
+     "reward_first": 0.228, "reward_last": 0.223, "wall_s": 349.8, "step_s": 0.608, "collapsed": "no"},
+    {"label": "TRL GRPO (peer run 2, from run 1's SFT)", "lr": 3e-4, "before": 0.070, "after": 0.025,
+     "reward_first": 0.136, "reward_last": 0.014, "wall_s": float("nan"), "step_s": 0.637, "collapsed": "yes"},
+]  # fmt: skip
+PEER_BAR = 0.25  # issue 7: twice TRL's best held-out accuracy
+PEER_WALL_S = 349.8  # TRL's whole pipeline (data, evaluations, 150 s SFT, 300 GRPO steps), its run 3
+COLLAPSE_RATIO = 0.5  # a run has collapsed when accuracy or reward ends below half of where it started
+EDGE_STEPS = 30  # reward "first" and "last" are means over this many steps, as the peer's 10-step logs
+
+
+def peer_run(run: dict, heldout: str) -> dict:
+    """One run's figures for the peer table. Collapse: held-out accuracy after RL below COLLAPSE_RATIO x its
+    value after SFT, or the train reward of the last EDGE_STEPS steps below COLLAPSE_RATIO x the first's."""
+    final, train = run["final"], run["train"]
+    key = f"eval/math/{heldout}/accuracy"
+    warm = next((r for r in run["records"] if "warmup/cached" in r), {})
+    sft_s = warm.get("warmup/time_s", float("nan"))
+    run_s = final.get("perf/time_run_s", float("nan"))
+    rl_s = run_s - (sft_s if warm.get("warmup/cached") == 0.0 else 0.0)  # this process did not train the warm-up
+    reward = [r["rollout/reward_mean"] for r in train]
+    before, after = final[f"{key}@before"], final[key]
+    first, last = _mean(reward[:EDGE_STEPS]), _mean(reward[-EDGE_STEPS:])
+    return {
+        "before": before, "after": after, "val_after": final.get(f"eval/math/{heldout}_val/accuracy", float("nan")),
+        "reward_first": first, "reward_last": last,
+        "sft_s": sft_s, "rl_s": rl_s, "wall_s": sft_s + rl_s,
+        "step_s": statistics.median(r["perf/time_step_s"] for r in train),
+        "grad_norm_median": statistics.median(r["train/grad_norm"] for r in train),
+        "collapsed": after < COLLAPSE_RATIO * before or last < COLLAPSE_RATIO * first,
+    }  # fmt: skip
+
+
+def peer_run_dirs(root: Path) -> list[Path]:
+    """Finished runs below ``root``, leaving out the warm-up-only runs of sweeps/peer/run_grid.sh (``warmup/``)."""
+    return [d for d in find_runs(root) if "warmup" not in d.relative_to(root).parts]
+
+
+def peer_rows(runs: list[dict], heldout: str = "arithmetic") -> list[dict]:
+    """One row per (algorithm variant, learning rate): mean and std over seeds."""
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for run in runs:
+        groups.setdefault((variant(run["config"]), run["config"]["algorithm"]["lr"]), []).append(peer_run(run, heldout))
+    rows = []
+    for (algo, lr), members in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        after = [m["after"] for m in members]
+        row = {"algorithm": algo, "lr": lr, "seeds": len(members), "after_mean": _mean(after), "after_std": _std(after)}
+        for k in ("before", "val_after", "reward_first", "reward_last", "sft_s", "rl_s", "wall_s", "step_s",
+                  "grad_norm_median"):  # fmt: skip
+            row[k] = _mean([m[k] for m in members])
+        row["collapsed"] = sum(m["collapsed"] for m in members)
+        rows.append(row)
+    return rows
+
+
+def peer_markdown(rows: list[dict], command: str, timing_note: str) -> str:
+    lines = [
+        "# lco_exp vs TRL on tiny-model addition (issue 7)",
+        "",
+        f"Made with `{command}` on {time.strftime('%Y-%m-%d')}; the work is `experiment=peer_addition`, set up as "
+        "reference/peer-baseline.md describes TRL's. Held-out: greedy accuracy on 200 addition problems whose "
+        "expressions never occur in training, graded by the first number in the output (the peer's rule).",
+        "",
+        "| algorithm | lr | seeds | held-out after SFT | after RL (mean ± std) | collapsed | train reward first → "
+        f"last {EDGE_STEPS} steps | SFT s | RL stage s | wall s | s / RL step | median grad norm |",
+        "|" + "---|" * 12,
+    ]
+    for r in rows:
+        collapsed = f"yes ({r['collapsed']}/{r['seeds']})" if r["collapsed"] else "no"
+        lines.append(
+            f"| {r['algorithm']} | {r['lr']:g} | {r['seeds']} | {_fmt(r['before'])} | "
+            f"{_fmt(r['after_mean'])} ± {_fmt(r['after_std'])} | {collapsed} | "
+            f"{_fmt(r['reward_first'])} → {_fmt(r['reward_last'])} | {r['sft_s']:.0f} | {r['rl_s']:.0f} | "
+            f"{r['wall_s']:.0f} | {r['step_s']:.3f} | {r['grad_norm_median']:.3g} |"
+        )
+    for p in PEER_TRL:
+        wall = "n/a" if p["wall_s"] != p["wall_s"] else f"{p['wall_s']:.0f}"
+        lines.append(
+            f"| {p['label']} | {p['lr']:g} | 1 | {p['before']:.3f} | {p['after']:.3f} | {p['collapsed']} | "
+            f"{p['reward_first']:.3f} → {p['reward_last']:.3f} (10-step logs) | 150 | – | {wall} | "
+            f"{p['step_s']:.3f} | – |"
+        )
+    lco = [r for r in rows if r["algorithm"].startswith("lco")]
+    lines += [
+        "",
+        f"Collapsed: accuracy after RL below {COLLAPSE_RATIO:g} x after SFT, or the train reward of the last "
+        f"{EDGE_STEPS} steps below {COLLAPSE_RATIO:g} x the first {EDGE_STEPS} (count of seeds). Wall s = the "
+        "seed's SFT warm-up + the RL process (data, RL steps, four evaluations of two 200-row sets). " + timing_note,
+        "",
+    ]
+    if lco:
+        default_lr = min(r["lr"] for r in lco)
+        best = max((r for r in lco if r["lr"] == default_lr), key=lambda r: r["after_mean"])
+        high = [r for r in lco if r["lr"] == 3e-4]
+        lines.append(
+            f"Bar (issue 7): LCO's best variant at lr {default_lr:g} is {best['algorithm']} with "
+            f"{_fmt(best['after_mean'])} ± {_fmt(best['after_std'])} (bar {PEER_BAR}: "
+            f"{'met' if best['after_mean'] >= PEER_BAR else 'not met'}), wall {best['wall_s']:.0f} s (TRL "
+            f"{PEER_WALL_S:.0f} s). At lr 3e-4: "
+            + ", ".join(f"{r['algorithm']} {'collapsed' if r['collapsed'] else 'no collapse'}" for r in high)
+            + "."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_peer(runs: list[dict], out: Path, smooth: int = 10) -> Path:
+    """Reward and gradient norm per algorithm (mean over seeds, trailing mean), one row per learning rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lrs = sorted({r["config"]["algorithm"]["lr"] for r in runs})
+    fig, axes = plt.subplots(len(lrs), 2, figsize=(12, 3.8 * len(lrs)), squeeze=False)
+    for row, lr in zip(axes, lrs, strict=True):
+        by_algo: dict[str, list[dict]] = {}
+        for r in runs:
+            if r["config"]["algorithm"]["lr"] == lr:
+                by_algo.setdefault(variant(r["config"]), []).append(r)
+        for algo, members in sorted(by_algo.items()):
+            steps = sorted({t["step"] for r in members for t in r["train"]})
+            for ax, key in zip(row, ("rollout/reward_mean", "train/grad_norm"), strict=True):
+                ys = [_mean([t[key] for r in members for t in r["train"] if t["step"] == s]) for s in steps]
+                sm = [_mean(ys[max(0, i - smooth + 1) : i + 1]) for i in range(len(ys))]
+                ax.plot(steps, sm, label=f"{algo} (n={len(members)})", linewidth=1.3)
+        row[0].set_title(f"train reward, lr {lr:g}")
+        row[1].set_title(f"gradient norm (all parameters), lr {lr:g}")
+        row[1].set_yscale("symlog", linthresh=1e-3)
+        for ax in row:
+            ax.set_xlabel("RL step")
+        row[0].legend(fontsize=8)
+    fig.suptitle(f"peer_addition: mean over seeds, {smooth}-step trailing mean")
+    fig.tight_layout()
+    path = out / "curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def load_wandb_runs(path: str, group: str, api=None) -> list[dict]:
     """Finished runs of a W&B group (``path`` = entity/project) in the shape of ``load_run``: config, summary as
     the final metrics, full history as the records. For grids whose run directories are elsewhere."""
@@ -298,7 +445,7 @@ def find_runs(grid: Path) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["stability", "grid"])
+    parser.add_argument("kind", choices=["stability", "grid", "peer"])
     parser.add_argument("runs", type=Path, help="stability: a directory of finished runs; grid: a grid directory")
     parser.add_argument("--wandb", default=None, help="grid: also read finished runs of W&B entity/project ...")
     parser.add_argument("--group", default=None, help="... in this W&B group (the experiment name)")
@@ -306,7 +453,25 @@ def main() -> None:
     parser.add_argument(
         "--scale", choices=["cpu", "paper"], default="cpu", help="grid: the scale the runs were made at"
     )
+    parser.add_argument(
+        "--timing-note", default="", help="peer: how the timings were taken (e.g. two runs sharing the CPU)"
+    )
     args = parser.parse_args()
+    if args.kind == "peer":
+        runs = [load_run(d) for d in peer_run_dirs(args.runs)]
+        if not runs:
+            parser.error(f"{args.runs}: no finished runs below it (final_metrics.json + config_resolved.json)")
+        out = args.out or Path("results/peer_addition")
+        out.mkdir(parents=True, exist_ok=True)
+        rows = peer_rows(runs)
+        with (out / "summary.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        (out / "summary.md").write_text(peer_markdown(rows, "bash sweeps/peer/run_grid.sh", args.timing_note))
+        plot_peer(runs, out)
+        print((out / "summary.md").read_text())
+        return
     if args.kind == "grid":
         runs = [load_run(d) for d in find_runs(args.runs)] if args.runs.is_dir() else []
         if args.wandb:

@@ -136,3 +136,19 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert OmegaConf.to_object(compose_cfg([])).cache_dir == str(tmp_path)
     monkeypatch.delenv("LCO_EXP_CACHE")
     assert OmegaConf.to_object(compose_cfg([])).cache_dir == "~/.cache/lco_exp"
+
+
+@pytest.mark.parametrize("algorithm", ["lco", "grpo", "ppo"])
+def test_peer_experiment_matches_the_trl_peer_setup(algorithm):
+    """reference/peer-baseline.md: 3.2M tiny Llama, char tokenizer, 4,000 addition rows at seed 0, 150 s of SFT
+    at batch 64, 300 steps of 8 prompts x 8 completions, 16 new tokens, 200 held-out rows, first-integer grading."""
+    exp = OmegaConf.to_object(compose_cfg(["experiment=peer_addition", f"algorithm={algorithm}"]))
+    validate(exp)
+    assert (exp.steps, exp.prompts_per_step, exp.algorithm.group_size, exp.task.max_new_tokens) == (300, 8, 8, 16)
+    assert exp.model.source.value == "tiny" and exp.model.tiny.hidden_size == 256 and exp.model.tiny.num_layers == 4
+    assert exp.model.warmup.time_budget_s == 150 and exp.model.warmup.batch_size == 64
+    train = exp.task.train
+    assert (train.size, train.seed, train.options["operators"], train.options["max_terms"]) == (4000, 0, ["+"], 3)
+    held = exp.task.benchmarks["arithmetic"]
+    assert held.options == train.options and held.seed != train.seed and exp.evaluation.limit == 200
+    assert exp.task.exclude_train_overlap and exp.task.math_answer.value == "first_number"

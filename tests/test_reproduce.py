@@ -176,3 +176,44 @@ def test_grid_report_reads_finished_runs_from_the_wandb_api(tmp_path):
     (remote,) = report.load_wandb_runs("ent/proj", "g", api=FakeApi())
     assert remote["final"] == local["final"] and remote["train"] == local["train"]
     assert report.grid_rows([remote]) == report.grid_rows([local])
+
+
+def fake_peer_run(root: Path, algo: str, lr: float, seed: int, before: float, after: float, rewards: list[float],
+                  cached: bool = True) -> None:  # fmt: skip
+    d = root / algo / f"lr{lr:g}" / f"seed{seed}"
+    d.mkdir(parents=True)
+    name, _, loss = algo.partition("_")
+    algorithm = {"name": name, "lr": lr, **({"loss": loss} if loss else {})}
+    (d / "config_resolved.json").write_text(json.dumps({"algorithm": algorithm, "task": {"name": "math"}}))
+    key = "eval/math/arithmetic/accuracy"
+    (d / "final_metrics.json").write_text(
+        json.dumps({key: after, f"{key}@before": before, "perf/time_run_s": 200.0 if cached else 350.0})
+    )
+    lines = [{"step": 0, "warmup/time_s": 150.0, "warmup/cached": 1.0 if cached else 0.0}]
+    lines += [{"step": i, "rollout/reward_mean": r, "train/grad_norm": 1.0, "perf/time_step_s": 0.5 + i / 1000}
+              for i, r in enumerate(rewards, start=1)]  # fmt: skip
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+
+def test_peer_report_flags_collapse_and_times_the_whole_pipeline(tmp_path):
+    runs_dir = tmp_path / "peer"
+    steady = [0.3] * 60
+    fake_peer_run(runs_dir, "lco_kld", 5e-5, 0, 0.14, 0.30, steady)
+    fake_peer_run(runs_dir, "lco_kld", 5e-5, 1, 0.12, 0.20, steady, cached=False)  # this run trained the warm-up
+    fake_peer_run(runs_dir, "grpo", 3e-4, 0, 0.14, 0.15, [0.3] * 30 + [0.1] * 30)  # reward fell below half
+    fake_peer_run(runs_dir, "grpo", 3e-4, 1, 0.14, 0.05, steady)  # accuracy fell below half
+    fake_peer_run(runs_dir, "ppo", 3e-4, 0, 0.14, 0.08, steady)  # lower, but not below half
+    fake_peer_run(runs_dir / "warmup", "grpo", 5e-5, 0, 0.14, 0.14, [0.3], cached=False)  # warm-up only: no row
+    runs = [report.load_run(d) for d in report.peer_run_dirs(runs_dir)]
+    assert len(runs) == 5
+    rows = {(r["algorithm"], r["lr"]): r for r in report.peer_rows(runs)}
+    kld, grpo, ppo = rows[("lco_kld", 5e-5)], rows[("grpo", 3e-4)], rows[("ppo", 3e-4)]
+    assert kld["after_mean"] == pytest.approx(0.25) and kld["after_std"] == pytest.approx(0.0707, abs=1e-4)
+    assert kld["collapsed"] == 0 and grpo["collapsed"] == 2 and ppo["collapsed"] == 0
+    # wall = the seed's SFT + the RL process, whether or not the process trained the warm-up itself
+    assert kld["wall_s"] == pytest.approx(350.0) and kld["rl_s"] == pytest.approx(200.0)
+    assert kld["step_s"] == pytest.approx(0.5305)  # median of 0.501 ... 0.560
+    text = report.peer_markdown(list(rows.values()), "bash sweeps/peer/run_grid.sh", "")
+    assert "| grpo | 0.0003 | 2 | 0.140 | 0.100 ± 0.071 | yes (2/2) |" in text
+    assert "TRL GRPO (peer run 3" in text and "lco_kld with 0.250 ± 0.071 (bar 0.25: met)" in text
+    assert report.plot_peer(runs, tmp_path).is_file()

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# GRPO step time, lco_exp beside TRL, on the peer_addition batch (8 prompts x 8 completions, 16 new tokens), one
+# after the other on this machine with 2 torch threads each:
+#   1. lco_exp GRPO as the grid runs it (k3 KL to a frozen reference, coefficient 0.01, plus the KL metric);
+#   2. lco_exp GRPO doing TRL's work (no reference model: algorithm.kl_coef=0 reference_kl_metric=false);
+#   3. TRL 1.16 GRPOTrainer (sweeps/peer/trl_grpo.py) from run 2's final policy, in a scratch virtualenv:
+#        python3 -m venv /tmp/trl-venv && /tmp/trl-venv/bin/pip install torch==2.13.0 trl==1.16.0 \
+#          transformers==5.23.0 datasets reasoning-gym==0.1.25
+#        TRL_PYTHON=/tmp/trl-venv/bin/python bash sweeps/peer/speed.sh [steps]
+# Writes results/peer_addition/speed.md (medians and the ratios). trl is never a dependency of lco_exp.
+set -euo pipefail
+trl_python="${TRL_PYTHON:?set TRL_PYTHON to the python of a scratch virtualenv with trl (see this file's header)}"
+steps="${1:-100}"
+out="${OUT:-outputs/peer_speed}"
+common=(experiment=peer_addition algorithm=grpo seed=0 steps="$steps" eval_every=0 logger=none
+        hardware.num_threads=2 checkpoint.resume=false)
+python -m lco_exp.train "${common[@]}" hydra.run.dir="$out/lco_exp_grid" > "$out.grid.log" 2>&1
+python -m lco_exp.train "${common[@]}" algorithm.kl_coef=0 reference_kl_metric=false \
+  hydra.run.dir="$out/lco_exp_no_ref" > "$out.no_ref.log" 2>&1
+"$trl_python" sweeps/peer/trl_grpo.py --model "$out/lco_exp_no_ref/final_policy" --steps "$steps" --threads 2 \
+  --out "$out/trl.json"
+python - "$out" "$steps" <<'PY'
+import json, statistics, sys, time
+from pathlib import Path
+
+out, steps = Path(sys.argv[1]), int(sys.argv[2])
+
+def ours(name):
+    records = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    return statistics.median(r["perf/time_step_s"] for r in records if "perf/time_step_s" in r)
+
+trl = json.loads((out / "trl.json").read_text())["median_step_s"]
+grid, no_ref = ours("lco_exp_grid"), ours("lco_exp_no_ref")
+lines = [
+    "# GRPO step time: lco_exp beside TRL (issue 7)",
+    "",
+    f"Made with `TRL_PYTHON=... bash sweeps/peer/speed.sh {steps}` on {time.strftime('%Y-%m-%d')}: {steps} GRPO "
+    "steps each, one run after the other on the same machine, 2 torch threads, batch 8 prompts x 8 completions, "
+    "16 new tokens. Median wall time of a whole step (generation, reward, extra forward passes, update).",
+    "",
+    "| run | median s / step | TRL / this |",
+    "|---|---|---|",
+    f"| lco_exp GRPO as in the grid (frozen reference for the k3 KL and the KL metric) | {grid:.3f} | {trl / grid:.2f} |",
+    f"| lco_exp GRPO without a reference (TRL's work: beta 0) | {no_ref:.3f} | {trl / no_ref:.2f} |",
+    f"| TRL 1.16 GRPOTrainer, gradient checkpointing off | {trl:.3f} | 1.00 |",
+    "",
+    "TRL / this above 1 means lco_exp's step is faster. The peer's own figure on this machine kind was 0.608 s.",
+]
+dest = Path("results/peer_addition")
+dest.mkdir(parents=True, exist_ok=True)
+(dest / "speed.md").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
