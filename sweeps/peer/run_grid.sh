@@ -30,8 +30,9 @@ for seed in $seeds; do
     for v in $variants; do
       dir="$out/$v/lr$lr/seed$seed"
       [[ -d "$dir/final_policy" ]] && { echo "skip $dir (finished)"; continue; }
+      # no quotes or parentheses: xargs would strip the quotes before bash -c sees them
       commands+=("python -m lco_exp.train experiment=peer_addition ${algo_args[$v]} algorithm.lr=$lr seed=$seed \
-${threads[*]} hydra.run.dir=$dir $* > /dev/null 2>&1 || echo 'FAILED $dir (see $dir/train.log)'")
+${threads[*]} hydra.run.dir=$dir $* > /dev/null 2>&1 || echo FAILED $dir, see $dir/train.log")
     done
   done
 done
