@@ -217,3 +217,25 @@ def test_peer_report_flags_collapse_and_times_the_whole_pipeline(tmp_path):
     assert "| grpo | 0.0003 | 2 | 0.140 | 0.100 ± 0.071 | yes (2/2) |" in text
     assert "TRL GRPO (peer run 3" in text and "lco_kld with 0.250 ± 0.071 (bar 0.25: met)" in text
     assert report.plot_peer(runs, tmp_path).is_file()
+
+
+def test_peer_grid_script_warms_each_seed_alone_then_runs_the_rest_and_reports(tmp_path):
+    shim = tmp_path / "bin" / "python"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "calls.txt"}\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    work = tmp_path / "work"
+    (work / "outputs/peer_addition/grpo/lr3e-4/seed1/final_policy").mkdir(parents=True)  # finished: skipped
+    env = {**os.environ, "PATH": f"{shim.parent}:{os.environ['PATH']}", "SEEDS": "0 1", "JOBS": "2",
+           "VARIANTS": "lco_kld grpo"}  # fmt: skip
+    script = ROOT / "sweeps" / "peer" / "run_grid.sh"
+    done = subprocess.run(["bash", str(script), "logger=none"], cwd=work, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "FAILED" not in done.stdout, done.stdout + done.stderr
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    warm, runs, last = calls[:2], calls[2:-1], calls[-1]
+    assert all("steps=1" in c and f"warmup/seed{s}" in c for s, c in enumerate(warm))
+    dirs = {next(a for a in c.split() if a.startswith("hydra.run.dir=")).split("=", 1)[1] for c in runs}
+    assert len(runs) == 7 and "outputs/peer_addition/grpo/lr3e-4/seed1" not in dirs
+    assert "outputs/peer_addition/lco_kld/lr5e-5/seed0" in dirs
+    assert all("hardware.num_threads=1" in c and c.endswith("logger=none") for c in runs)
+    assert last == "-m lco_exp.report peer outputs/peer_addition --out results/peer_addition"
