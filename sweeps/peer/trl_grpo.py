@@ -72,6 +72,8 @@ def main() -> None:
         save_strategy="no",
         report_to="none",
         use_vllm=False,
+        use_cpu=True,
+        bf16=False,  # TRL turns bf16 on by default; this CPU run stays in float32 as lco_exp's
         seed=0,
     )
     timer = StepTimer()
