@@ -78,6 +78,9 @@ class AlgorithmConfig:
     name: str = MISSING
     lr: float = 1e-5
     weight_decay: float = 0.0
+    # AdamW's epsilon (torch's default). Where gradients are much smaller than it, the step shrinks in
+    # proportion to the gradient instead of being ~lr whatever the gradient's size (README, "Against the TRL peer")
+    adam_eps: float = 1e-8
     group_size: int = 1  # completions sampled per prompt (G); LCO: 1, as in the authors' scripts (5.5)
     epochs: int = 1  # passes over each rollout batch (paper-notes 3.4: one inner epoch)
     minibatches: int = 1  # optimizer steps per epoch; the batch is split evenly
@@ -561,6 +564,8 @@ def validate(exp: ExperimentConfig) -> None:
         raise ConfigError(f"algorithm.gamma={algo.gamma} and algorithm.lam={algo.lam} must lie in [0, 1]")
     if exp.diagnostics.every < 0 or exp.diagnostics.spike_window < 1:
         raise ConfigError("diagnostics.every must be >= 0 and diagnostics.spike_window >= 1")
+    if algo.adam_eps <= 0:
+        raise ConfigError(f"algorithm.adam_eps={algo.adam_eps}: must be > 0")
     if exp.rollout.temperature < 0:
         raise ConfigError(f"rollout.temperature={exp.rollout.temperature}: must be >= 0")
     budget = exp.model.warmup.time_budget_s

@@ -90,7 +90,7 @@ def load_policy(exp: ExperimentConfig, task, train_set):
 
 
 def make_optimizer(policy: torch.nn.Module, algo: AlgorithmConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(policy.parameters(), lr=algo.lr, weight_decay=algo.weight_decay)
+    return torch.optim.AdamW(policy.parameters(), lr=algo.lr, weight_decay=algo.weight_decay, eps=algo.adam_eps)
 
 
 @torch.no_grad()

@@ -10,11 +10,11 @@ import torch
 
 from lco_exp import models, sft
 from lco_exp.algorithms import behaviour_top_k, compute_advantages
-from lco_exp.config import ConfigError, RolloutConfig, validate
+from lco_exp.config import AlgorithmConfig, ConfigError, RolloutConfig, validate
 from lco_exp.losses import token_logprobs
 from lco_exp.rollout import make_engine
 from lco_exp.tasks import make_task
-from lco_exp.train import load_policy, update
+from lco_exp.train import load_policy, make_optimizer, update
 
 
 def test_local_directory_loads_through_the_hub_code_path(exp_factory, tmp_path):
@@ -109,6 +109,26 @@ def test_time_budget_ends_the_warm_up_and_decays_the_learning_rate(exp_factory, 
     stats = sft.sft_warmup(model, tok, task, task.load_train()[:16], exp.model.warmup, exp.model, exp.hardware, 0)
     assert 3 <= stats["warmup/steps"] < 30 and stats["warmup/steps"] == len(lrs)
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.5 * lrs[0]  # decaying with time, not with steps
+
+
+def test_adam_eps_scales_steps_on_tiny_gradients():
+    """AdamW's first step is ~lr on every parameter whatever the gradient's size; algorithm.adam_eps well above
+    the gradient makes the step proportional to it instead."""
+    steps = {}
+    for eps in (1e-8, 1e-3):
+        layer = torch.nn.Linear(4, 1, bias=False)
+        before = layer.weight.detach().clone()
+        opt = make_optimizer(layer, AlgorithmConfig(name="x", lr=1e-2, adam_eps=eps))
+        layer.weight.grad = torch.full_like(layer.weight, 1e-6)
+        opt.step()
+        steps[eps] = (before - layer.weight.detach()).abs().max().item()
+    assert steps[1e-8] == pytest.approx(1e-2 * 1e-6 / (1e-6 + 1e-8), rel=1e-3)  # 0.0099: ~lr
+    assert steps[1e-3] == pytest.approx(1e-2 * 1e-6 / (1e-6 + 1e-3), rel=1e-2)
+
+
+def test_bad_adam_eps_is_refused(exp_factory):
+    with pytest.raises(ConfigError, match="algorithm.adam_eps"):
+        validate(exp_factory("algorithm.adam_eps=0"))
 
 
 @pytest.mark.parametrize("budget, steps", [(0, 100), (-5, 100), (10, 0)])

@@ -3,6 +3,7 @@ data names its row, loaders are safe, and W&B failures never cost the run or its
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import re
@@ -189,6 +190,8 @@ class FakeWandb(types.ModuleType):
 
     def __init__(self, fail_online: bool = False, fail_log_after: int | None = None):
         super().__init__("wandb")
+        # a spec, as a real module has: libraries that probe importlib.util.find_spec("wandb") would raise otherwise
+        self.__spec__ = importlib.machinery.ModuleSpec("wandb", None)
         self.inits, self.logged = [], []
         self.fail_online, self.fail_log_after = fail_online, fail_log_after
 
@@ -232,7 +235,8 @@ def test_wandb_unreachable_falls_back_to_offline_and_a_mid_run_failure_keeps_met
     run.finish()
     assert run.wandb is None and len(fake.logged) == 3  # W&B broke after three records ...
     steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert steps[-5:] == [1, 2, 3, 4, 4]  # ... and metrics.jsonl still has every step and the final eval
+    # ... and metrics.jsonl still has every step, the final eval and the run's wall time (perf/time_run_s)
+    assert steps[-6:] == [1, 2, 3, 4, 4, 4]
 
     later = FakeWandb()
     monkeypatch.setitem(sys.modules, "wandb", later)
