@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
 import statistics
 import time
@@ -25,7 +26,11 @@ from pathlib import Path
 
 
 def load_run(run_dir: Path) -> dict:
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    """A run directory's records, config and final metrics; ``metrics.jsonl.gz`` stands in for ``metrics.jsonl``
+    (committed result folders keep their runs compressed)."""
+    path = run_dir / "metrics.jsonl"
+    text = path.read_text() if path.is_file() else gzip.decompress((run_dir / "metrics.jsonl.gz").read_bytes()).decode()
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
     config = json.loads((run_dir / "config_resolved.json").read_text())
     final = json.loads((run_dir / "final_metrics.json").read_text())
     train = [r for r in records if "train/grad_norm" in r]

@@ -4,6 +4,7 @@ reproduce script skips finished runs."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -204,6 +205,9 @@ def test_peer_report_flags_collapse_and_times_the_whole_pipeline(tmp_path):
     fake_peer_run(runs_dir, "grpo", 3e-4, 1, 0.14, 0.05, steady)  # accuracy fell below half
     fake_peer_run(runs_dir, "ppo", 3e-4, 0, 0.14, 0.08, steady)  # lower, but not below half
     fake_peer_run(runs_dir / "warmup", "grpo", 5e-5, 0, 0.14, 0.14, [0.3], cached=False)  # warm-up only: no row
+    plain = next(runs_dir.glob("lco_kld/*/seed1")) / "metrics.jsonl"  # committed runs keep their records gzipped
+    plain.with_suffix(".jsonl.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    plain.unlink()
     runs = [report.load_run(d) for d in report.peer_run_dirs(runs_dir)]
     assert len(runs) == 5
     rows = {(r["algorithm"], r["lr"]): r for r in report.peer_rows(runs)}
