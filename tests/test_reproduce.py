@@ -243,3 +243,16 @@ def test_peer_grid_script_warms_each_seed_alone_then_runs_the_rest_and_reports(t
     assert "outputs/peer_addition/lco_kld/lr5e-5/seed0" in dirs
     assert all("hardware.num_threads=1" in c and c.endswith("logger=none") for c in runs)
     assert last == "-m lco_exp.report peer outputs/peer_addition --out results/peer_addition"
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "sweeps").rglob("*.sh")), ids=lambda p: p.name)
+def test_sweep_scripts_parse(script):
+    done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_speed_script_names_the_missing_trl_python(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TRL_PYTHON"}
+    script = ROOT / "sweeps" / "peer" / "speed.sh"
+    done = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and "TRL_PYTHON" in done.stderr and not (tmp_path / "outputs").exists()

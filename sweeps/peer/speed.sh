@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GRPO step time, lco_exp beside TRL, on the peer_addition batch (8 prompts x 8 completions, 16 new tokens), one
-# after the other on this machine with 2 torch threads each:
+# Timings on an otherwise idle machine, one run after the other with 2 torch threads each, on the peer_addition
+# batch (8 prompts x 8 completions, 16 new tokens); the grid's own timings are taken two runs at a time:
+#   0. lco_exp LCO-KLD as the grid runs it, all 300 steps: the RL stage's wall time for the whole-pipeline figure;
 #   1. lco_exp GRPO as the grid runs it (k3 KL to a frozen reference, coefficient 0.01, plus the KL metric);
 #   2. lco_exp GRPO doing TRL's work (no reference model: algorithm.kl_coef=0 reference_kl_metric=false);
 #   3. TRL 1.16 GRPOTrainer (sweeps/peer/trl_grpo.py) from run 2's final policy, in a scratch virtualenv:
@@ -9,14 +10,17 @@
 #        TRL_PYTHON=/tmp/trl-venv/bin/python bash sweeps/peer/speed.sh [steps]
 # Writes results/peer_addition/speed.md (medians and the ratios). trl is never a dependency of lco_exp.
 set -euo pipefail
-trl_python="${TRL_PYTHON:?set TRL_PYTHON to the python of a scratch virtualenv with trl (see this file's header)}"
+trl_python="${TRL_PYTHON:?set TRL_PYTHON to the python of a scratch virtualenv with trl (see the header of this script)}"
 steps="${1:-100}"
 out="${OUT:-outputs/peer_speed}"
 common=(experiment=peer_addition algorithm=grpo seed=0 steps="$steps" eval_every=0 logger=none
         hardware.num_threads=2 checkpoint.resume=false)
-python -m lco_exp.train "${common[@]}" hydra.run.dir="$out/lco_exp_grid" > "$out.grid.log" 2>&1
+mkdir -p "$out"
+python -m lco_exp.train experiment=peer_addition algorithm=lco seed=0 logger=none hardware.num_threads=2 \
+  checkpoint.resume=false hydra.run.dir="$out/lco_exp_lco_kld" > "$out/lco_kld.log" 2>&1
+python -m lco_exp.train "${common[@]}" hydra.run.dir="$out/lco_exp_grid" > "$out/grid.log" 2>&1
 python -m lco_exp.train "${common[@]}" algorithm.kl_coef=0 reference_kl_metric=false \
-  hydra.run.dir="$out/lco_exp_no_ref" > "$out.no_ref.log" 2>&1
+  hydra.run.dir="$out/lco_exp_no_ref" > "$out/no_ref.log" 2>&1
 "$trl_python" sweeps/peer/trl_grpo.py --model "$out/lco_exp_no_ref/final_policy" --steps "$steps" --threads 2 \
   --out "$out/trl.json"
 python - "$out" "$steps" <<'PY'
@@ -30,7 +34,11 @@ def ours(name):
     return statistics.median(r["perf/time_step_s"] for r in records if "perf/time_step_s" in r)
 
 trl = json.loads((out / "trl.json").read_text())["median_step_s"]
-grid, no_ref = ours("lco_exp_grid"), ours("lco_exp_no_ref")
+grid, no_ref, lco = ours("lco_exp_grid"), ours("lco_exp_no_ref"), ours("lco_exp_lco_kld")
+lco_final = json.loads((out / "lco_exp_lco_kld" / "final_metrics.json").read_text())
+lco_records = [json.loads(x) for x in (out / "lco_exp_lco_kld" / "metrics.jsonl").read_text().splitlines()]
+sft_s = next(r["warmup/time_s"] for r in lco_records if "warmup/time_s" in r)
+rl_s = lco_final["perf/time_run_s"]
 lines = [
     "# GRPO step time: lco_exp beside TRL (issue 7)",
     "",
@@ -45,6 +53,10 @@ lines = [
     f"| TRL 1.16 GRPOTrainer, gradient checkpointing off | {trl:.3f} | 1.00 |",
     "",
     "TRL / this above 1 means lco_exp's step is faster. The peer's own figure on this machine kind was 0.608 s.",
+    "",
+    f"Whole pipeline, LCO-KLD as in the grid (seed 0, cached warm-up): SFT {sft_s:.0f} s (its warm-up run) + RL "
+    f"process {rl_s:.0f} s (300 steps at a median {lco:.3f} s, four evaluations of two 200-row sets, data) = "
+    f"{sft_s + rl_s:.0f} s; the peer's whole pipeline took 349.8 s.",
 ]
 dest = Path("results/peer_addition")
 dest.mkdir(parents=True, exist_ok=True)
