@@ -322,6 +322,12 @@ def peer_run(run: dict, heldout: str) -> dict:
     }  # fmt: skip
 
 
+def peer_variant(config: dict) -> str:
+    """The algorithm variant, with a non-default Adam epsilon named so such runs never pool with the grid's."""
+    eps = config["algorithm"].get("adam_eps", 1e-8)
+    return variant(config) + ("" if eps == 1e-8 else f" (adam_eps {eps:g})")
+
+
 def peer_run_dirs(root: Path) -> list[Path]:
     """Finished runs below ``root``, leaving out the warm-up-only runs of sweeps/peer/run_grid.sh (``warmup/``)."""
     return [d for d in find_runs(root) if "warmup" not in d.relative_to(root).parts]
@@ -331,7 +337,9 @@ def peer_rows(runs: list[dict], heldout: str = "arithmetic") -> list[dict]:
     """One row per (algorithm variant, learning rate): mean and std over seeds."""
     groups: dict[tuple[str, float], list[dict]] = {}
     for run in runs:
-        groups.setdefault((variant(run["config"]), run["config"]["algorithm"]["lr"]), []).append(peer_run(run, heldout))
+        groups.setdefault((peer_variant(run["config"]), run["config"]["algorithm"]["lr"]), []).append(
+            peer_run(run, heldout)
+        )
     rows = []
     for (algo, lr), members in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         after = [m["after"] for m in members]
@@ -371,7 +379,7 @@ def peer_markdown(rows: list[dict], command: str, timing_note: str) -> str:
             f"{p['reward_first']:.3f} → {p['reward_last']:.3f} (10-step logs) | 150 | – | {wall} | "
             f"{p['step_s']:.3f} | – |"
         )
-    lco = [r for r in rows if r["algorithm"].startswith("lco")]
+    lco = [r for r in rows if r["algorithm"].startswith("lco") and "adam_eps" not in r["algorithm"]]  # the grid's
     lines += [
         "",
         f"Collapsed: accuracy after RL below {COLLAPSE_RATIO:g} x after SFT, or the train reward of the last "
@@ -407,7 +415,7 @@ def plot_peer(runs: list[dict], out: Path, smooth: int = 10) -> Path:
         by_algo: dict[str, list[dict]] = {}
         for r in runs:
             if r["config"]["algorithm"]["lr"] == lr:
-                by_algo.setdefault(variant(r["config"]), []).append(r)
+                by_algo.setdefault(peer_variant(r["config"]), []).append(r)
         for algo, members in sorted(by_algo.items()):
             steps = sorted({t["step"] for r in members for t in r["train"]})
             for ax, key in zip(row, ("rollout/reward_mean", "train/grad_norm"), strict=True):

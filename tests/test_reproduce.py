@@ -180,11 +180,11 @@ def test_grid_report_reads_finished_runs_from_the_wandb_api(tmp_path):
 
 
 def fake_peer_run(root: Path, algo: str, lr: float, seed: int, before: float, after: float, rewards: list[float],
-                  cached: bool = True) -> None:  # fmt: skip
-    d = root / algo / f"lr{lr:g}" / f"seed{seed}"
+                  cached: bool = True, **algo_extra) -> None:  # fmt: skip
+    d = root / algo / f"lr{lr:g}" / f"seed{seed}{'_'.join(map(str, algo_extra.values()))}"
     d.mkdir(parents=True)
     name, _, loss = algo.partition("_")
-    algorithm = {"name": name, "lr": lr, **({"loss": loss} if loss else {})}
+    algorithm = {"name": name, "lr": lr, **({"loss": loss} if loss else {}), **algo_extra}
     (d / "config_resolved.json").write_text(json.dumps({"algorithm": algorithm, "task": {"name": "math"}}))
     key = "eval/math/arithmetic/accuracy"
     (d / "final_metrics.json").write_text(
@@ -208,15 +208,18 @@ def test_peer_report_flags_collapse_and_times_the_whole_pipeline(tmp_path):
     plain = next(runs_dir.glob("lco_kld/*/seed1")) / "metrics.jsonl"  # committed runs keep their records gzipped
     plain.with_suffix(".jsonl.gz").write_bytes(gzip.compress(plain.read_bytes()))
     plain.unlink()
+    fake_peer_run(runs_dir, "lco_kld", 5e-5, 0, 0.14, 0.9, steady, adam_eps=1e-3)  # a diagnostic: its own row
     runs = [report.load_run(d) for d in report.peer_run_dirs(runs_dir)]
-    assert len(runs) == 5
+    assert len(runs) == 6
     rows = {(r["algorithm"], r["lr"]): r for r in report.peer_rows(runs)}
     kld, grpo, ppo = rows[("lco_kld", 5e-5)], rows[("grpo", 3e-4)], rows[("ppo", 3e-4)]
+    assert rows[("lco_kld (adam_eps 0.001)", 5e-5)]["after_mean"] == 0.9
     assert kld["after_mean"] == pytest.approx(0.25) and kld["after_std"] == pytest.approx(0.0707, abs=1e-4)
     assert kld["collapsed"] == 0 and grpo["collapsed"] == 2 and ppo["collapsed"] == 0
     # wall = the seed's SFT + the RL process, whether or not the process trained the warm-up itself
     assert kld["wall_s"] == pytest.approx(350.0) and kld["rl_s"] == pytest.approx(200.0)
     assert kld["step_s"] == pytest.approx(0.5305)  # median of 0.501 ... 0.560
+    del rows[("lco_kld (adam_eps 0.001)", 5e-5)]
     text = report.peer_markdown(list(rows.values()), "bash sweeps/peer/run_grid.sh", "")
     assert "| grpo | 0.0003 | 2 | 0.140 | 0.100 ± 0.071 | yes (2/2) |" in text
     assert "TRL GRPO (peer run 3" in text and "lco_kld with 0.250 ± 0.071 (bar 0.25: met)" in text
