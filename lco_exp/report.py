@@ -452,6 +452,13 @@ def load_wandb_runs(path: str, group: str, api=None) -> list[dict]:
     return runs
 
 
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def find_runs(grid: Path) -> list[Path]:
     return sorted(p.parent for p in grid.rglob("final_metrics.json") if (p.parent / "config_resolved.json").is_file())
 
@@ -477,10 +484,7 @@ def main() -> None:
         out = args.out or Path("results/peer_addition")
         out.mkdir(parents=True, exist_ok=True)
         rows = peer_rows(runs)
-        with (out / "summary.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(rows, out / "summary.csv")
         (out / "summary.md").write_text(peer_markdown(rows, "bash sweeps/peer/run_grid.sh", args.timing_note))
         plot_peer(runs, out)
         print((out / "summary.md").read_text())
@@ -496,10 +500,7 @@ def main() -> None:
         out = args.out or Path("results") / args.runs.name
         out.mkdir(parents=True, exist_ok=True)
         rows = grid_rows(runs)
-        with (out / "summary.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(rows, out / "summary.csv")
         command = f"bash sweeps/reproduce_paper.sh {args.scale}"
         (out / "README.md").write_text(grid_markdown(rows, args.scale, out.name, command))
         plot_grid(runs, out)
