@@ -308,7 +308,7 @@ def peer_run(run: dict, heldout: str) -> dict:
     warm = next((r for r in run["records"] if "warmup/cached" in r), {})
     sft_s = warm.get("warmup/time_s", float("nan"))
     run_s = final.get("perf/time_run_s", float("nan"))
-    rl_s = run_s - (sft_s if warm.get("warmup/cached") == 0.0 else 0.0)  # this process did not train the warm-up
+    rl_s = run_s - (sft_s if warm.get("warmup/cached") == 0.0 else 0.0)  # less the SFT, if this process trained it
     reward = [r["rollout/reward_mean"] for r in train]
     before, after = final[f"{key}@before"], final[key]
     first, last = _mean(reward[:EDGE_STEPS]), _mean(reward[-EDGE_STEPS:])

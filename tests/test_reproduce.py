@@ -133,11 +133,17 @@ def test_grid_report_aggregates_over_seeds_and_keeps_paper_and_ours_apart(tmp_pa
     assert [p.name for p in report.plot_grid(runs, tmp_path)] == ["curves_math.png", "curves_reading.png"]
 
 
-def test_reproduce_script_skips_finished_runs_and_ends_with_the_report(tmp_path):
+def python_shim(tmp_path: Path) -> Path:
+    """A ``python`` that only records its arguments in tmp_path/calls.txt, for running sweep scripts dry."""
     shim = tmp_path / "bin" / "python"
     shim.parent.mkdir()
     shim.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "calls.txt"}\n')
     shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    return shim
+
+
+def test_reproduce_script_skips_finished_runs_and_ends_with_the_report(tmp_path):
+    shim = python_shim(tmp_path)
     work = tmp_path / "work"
     for task in ("math", "reading", "instruct"):
         for label in ("lco_kld", "lco_mse", "lco_lch", "ppo", "grpo"):
@@ -227,10 +233,7 @@ def test_peer_report_flags_collapse_and_times_the_whole_pipeline(tmp_path):
 
 
 def test_peer_grid_script_warms_each_seed_alone_then_runs_the_rest_and_reports(tmp_path):
-    shim = tmp_path / "bin" / "python"
-    shim.parent.mkdir()
-    shim.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "calls.txt"}\n')
-    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    shim = python_shim(tmp_path)
     work = tmp_path / "work"
     (work / "outputs/peer_addition/grpo/lr3e-4/seed1/final_policy").mkdir(parents=True)  # finished: skipped
     env = {**os.environ, "PATH": f"{shim.parent}:{os.environ['PATH']}", "SEEDS": "0 1", "JOBS": "2",

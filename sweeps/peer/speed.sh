@@ -24,21 +24,16 @@ python -m lco_exp.train "${common[@]}" algorithm.kl_coef=0 reference_kl_metric=f
 "$trl_python" sweeps/peer/trl_grpo.py --model "$out/lco_exp_no_ref/final_policy" --steps "$steps" --threads 2 \
   --out "$out/trl.json"
 python - "$out" "$steps" <<'PY'
-import json, statistics, sys, time
+import json, sys, time
 from pathlib import Path
 
+from lco_exp.report import load_run, peer_run
+
 out, steps = Path(sys.argv[1]), int(sys.argv[2])
-
-def ours(name):
-    records = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    return statistics.median(r["perf/time_step_s"] for r in records if "perf/time_step_s" in r)
-
+grid, no_ref, lco = (peer_run(load_run(out / name), "arithmetic")
+                     for name in ("lco_exp_grid", "lco_exp_no_ref", "lco_exp_lco_kld"))
 trl = json.loads((out / "trl.json").read_text())["median_step_s"]
-grid, no_ref, lco = ours("lco_exp_grid"), ours("lco_exp_no_ref"), ours("lco_exp_lco_kld")
-lco_final = json.loads((out / "lco_exp_lco_kld" / "final_metrics.json").read_text())
-lco_records = [json.loads(x) for x in (out / "lco_exp_lco_kld" / "metrics.jsonl").read_text().splitlines()]
-sft_s = next(r["warmup/time_s"] for r in lco_records if "warmup/time_s" in r)
-rl_s = lco_final["perf/time_run_s"]
+grid, no_ref = grid["step_s"], no_ref["step_s"]
 lines = [
     "# GRPO step time: lco_exp beside TRL (issue 7)",
     "",
@@ -54,9 +49,9 @@ lines = [
     "",
     "TRL / this above 1 means lco_exp's step is faster. The peer's own figure on this machine kind was 0.608 s.",
     "",
-    f"Whole pipeline, LCO-KLD as in the grid (seed 0, cached warm-up): SFT {sft_s:.0f} s (its warm-up run) + RL "
-    f"process {rl_s:.0f} s (300 steps at a median {lco:.3f} s, four evaluations of two 200-row sets, data) = "
-    f"{sft_s + rl_s:.0f} s; the peer's whole pipeline took 349.8 s.",
+    f"Whole pipeline, LCO-KLD as in the grid (seed 0): SFT {lco['sft_s']:.0f} s (its warm-up run) + RL "
+    f"process {lco['rl_s']:.0f} s (300 steps at a median {lco['step_s']:.3f} s, four evaluations of two 200-row "
+    f"sets, data) = {lco['wall_s']:.0f} s; the peer's whole pipeline took 349.8 s.",
 ]
 dest = Path("results/peer_addition")
 dest.mkdir(parents=True, exist_ok=True)
